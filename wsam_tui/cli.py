@@ -1,0 +1,98 @@
+"""The `wsam-tui` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wsam-tui", description="A terminal fleet console for Windows Server on Azure.")
+    p.add_argument("--version", action="version", version=f"wsam-tui {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("sim", help="run the ARM simulator (HTTPS on loopback) for a fleet",
+                       description="Serve a simulated Azure Resource Manager for a fleet file, a generated fleet, "
+                                   "or (by default) the bundled demo fleet.")
+    src = s.add_mutually_exclusive_group()
+    src.add_argument("--fleet", metavar="FILE", help="serve this fleet file (see docs/fleet-format.md)")
+    src.add_argument("--size", type=int, metavar="N", help="serve a generated fleet of N servers")
+    s.add_argument("--seed", type=int, default=1, help="seed for the generated fleet and for injected faults (default 1)")
+    s.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback only by default)")
+    s.add_argument("--ca-dir", metavar="DIR", help="where to write the generated CA (ca.pem); default: a new private temp dir")
+    s.add_argument("--latency-ms", type=float, default=0, help="added latency per request")
+    s.add_argument("--lro-seconds", type=float, default=3.0, help="how long long-running operations run (default 3)")
+    s.add_argument("--faults", metavar="SPEC", help="e.g. 429:0.05,500:0.01,503:0.02,reset:0.01,slow:0.02@5,malformed:0.01")
+    s.add_argument("--no-throttle", action="store_true", help="turn off ARM token buckets and the Resource Graph quota")
+    s.add_argument("--page-size", type=int, default=1000, help="items per page for ARM lists (default 1000)")
+    s.add_argument("--request-log", metavar="FILE", help="append one JSON line per request to FILE")
+    s.add_argument("--dump-fleet", metavar="FILE", help="write the fleet being served as a fleet file, then serve it")
+    s.add_argument("--no-rebase-time", action="store_true",
+                   help="keep the fleet's timestamps as written (default: shift them so the fleet looks current)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "sim":
+        return run_sim(args)
+    build_parser().print_help()
+    return 0
+
+
+def run_sim(args: argparse.Namespace) -> int:
+    from .sim.faults import FaultSpecError, parse_faults
+    from .sim.fleetfile import FleetFileError, dump_fleet, load_fleet
+    from .sim.run import create_simulator, demo_fleet, serve_forever
+
+    try:
+        parse_faults(args.faults)
+    except FaultSpecError as e:
+        print(f"wsam-tui sim: --faults: {e}", file=sys.stderr)
+        return 2
+    if args.size is not None and not 1 <= args.size <= 100_000:
+        print("wsam-tui sim: --size must be between 1 and 100000", file=sys.stderr)
+        return 2
+    try:
+        if args.fleet:
+            fleet, source = load_fleet(args.fleet), args.fleet
+        elif args.size is not None:
+            from .sim.fleetgen import generate_fleet
+
+            fleet, source = generate_fleet(size=args.size, seed=args.seed), f"generated, size {args.size}, seed {args.seed}"
+        else:
+            fleet, source = demo_fleet(), "the bundled demo fleet"
+    except FleetFileError as e:
+        print(f"wsam-tui sim: {e}", file=sys.stderr)
+        return 2
+    except (OSError, json.JSONDecodeError) as e:
+        print(f"wsam-tui sim: cannot read fleet {args.fleet}: {e}", file=sys.stderr)
+        return 2
+    if args.dump_fleet:
+        dump_fleet(fleet, args.dump_fleet)
+    sim = create_simulator(
+        fleet, latency_ms=args.latency_ms, faults=args.faults, seed=args.seed, lro_seconds=args.lro_seconds,
+        request_log=args.request_log, throttle=not args.no_throttle, graph_quota=not args.no_throttle,
+        page_size=args.page_size, rebase_time=not args.no_rebase_time,
+    )
+    n_servers = sum(1 for _ in sim.state.all_machines())
+
+    def banner(running) -> None:
+        print(f"wsam-tui simulator: {n_servers} servers in {len(sim.state.subscriptions)} subscriptions "
+              f"({source})", flush=True)
+        print(f"BASE_URL={running.base_url}", flush=True)
+        print(f"CA_BUNDLE={running.ca_path}", flush=True)
+        if args.dump_fleet:
+            print(f"FLEET_FILE={Path(args.dump_fleet).resolve()}", flush=True)
+        print("Serving until interrupted (Ctrl-C).", flush=True)
+
+    return serve_forever(sim, port=args.port, ca_dir=args.ca_dir, banner=banner)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
