@@ -318,13 +318,14 @@ class SimState:
         tl = doc["type"].lower()
         props = doc.get("properties")
         if tl == VM_TYPE and isinstance(props, dict):
-            # ARG drops instanceView and adds properties.extended.instanceView.powerState.
+            # ARG drops instanceView and adds properties.extended.instanceView (power state, OS, computer name).
+            iv = props.get("instanceView") or {}
             props = {k: v for k, v in props.items() if k != "instanceView"}
+            extended: dict[str, Any] = {k: iv[k] for k in ("computerName", "osName", "osVersion", "hyperVGeneration") if k in iv}
             power = power_status(doc)
             if power is not None:
-                props["extended"] = {
-                    "instanceView": {"powerState": {"code": power["code"], "displayStatus": power.get("displayStatus", "")}}
-                }
+                extended["powerState"] = {"code": power["code"], "displayStatus": power.get("displayStatus", "")}
+            props["extended"] = {"instanceView": extended}
         return {
             "id": doc["id"],
             "name": doc.get("name", ""),
