@@ -34,13 +34,42 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dump-fleet", metavar="FILE", help="write the fleet being served as a fleet file, then serve it")
     s.add_argument("--no-rebase-time", action="store_true",
                    help="keep the fleet's timestamps as written (default: shift them so the fleet looks current)")
+    e = sub.add_parser("export", help="write the inventory and capability matrix (json, csv, md) to stdout or a file",
+                       description="The inventory and the capability matrix, non-interactive. Exit codes: 0 complete; "
+                                   "3 written, but some subscriptions or sources failed (their cells say unknown); "
+                                   "2 usage error; 4 no data (offline with an empty cache); 5 cannot connect or authenticate.")
+    e.add_argument("-o", "--output", choices=("json", "csv", "md"), default="csv", help="format (default csv)")
+    e.add_argument("-f", "--file", metavar="PATH", help="write here instead of stdout")
+    add_connection_options(e)
     return p
+
+
+def add_connection_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--offline", action="store_true", help="read only the local cache, and say how old it is")
+    p.add_argument("--subscription", action="append", default=[], metavar="ID_OR_NAME",
+                   help="limit to this subscription (repeatable; default: all the credential can see)")
+    p.add_argument("--tenant", help="tenant to sign in to")
+    p.add_argument("--cloud", default="AzureCloud", choices=("AzureCloud", "AzureUSGovernment", "AzureChinaCloud"))
+    p.add_argument("--endpoint", metavar="URL", help="any ARM-compatible endpoint (a running simulator, Azure Stack Hub)")
+    p.add_argument("--ca-bundle", metavar="PEM", help="CA certificates to trust for --endpoint")
+    p.add_argument("--auth", choices=("cli", "device-code", "env", "managed-identity", "static"),
+                   help="pick one credential (default: Azure CLI, then environment/workload/managed identity when "
+                        "configured, then device code)")
+    p.add_argument("--cache-dir", metavar="DIR", help="where the local cache lives (default: the user cache dir)")
+    p.add_argument("--required-tag", action="append", default=[], metavar="KEY",
+                   help="tag keys every server must carry (repeatable; default env, owner, costCenter)")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "sim":
         return run_sim(args)
+    if args.command == "export":
+        import asyncio
+
+        from .commands import export_command
+
+        return asyncio.run(export_command(args))
     build_parser().print_help()
     return 0
 

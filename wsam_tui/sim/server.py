@@ -136,6 +136,7 @@ class Simulator:
         self.router = Router()
         handlers.register(self.router)
         self.graph_snapshots: dict[str, tuple[float, list, list]] = {}
+        self.graph_results: dict[tuple, tuple[list, list]] = {}
 
     # ---- the app -------------------------------------------------------------------------------
 

@@ -1,0 +1,271 @@
+"""Breadth: the whole fleet from a handful of paged Resource Graph queries, batched by subscription.
+
+Every query returns one row per server (or fewer): extensions, guest configuration assignments,
+DCR associations and Defender findings are folded per machine with ``summarize make_list(pack(…))``,
+so row count — and page count — grows with servers, not servers × extensions. Pages after the first
+are fetched in parallel with ``$skip`` (the query orders by a stable key), inside the caller's
+Resource Graph quota, which the transport enforces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..fleet.model import Source
+from .transport import ArmHttpError, ArmTransport
+
+GRAPH_PATH = "/providers/Microsoft.ResourceGraph/resources"
+GRAPH_API = "2022-10-01"
+PAGE = 1000
+BATCH = 200  # subscriptions per query (ARG advises fewer than 300 per request)
+
+# Machine properties kept by the inventory (the rest of a machine document is not needed for the
+# table or the matrix; the details pane reads the full document through ARM). Each path is
+# projected as its own column and nested back into ``properties`` on arrival.
+MACHINE_PROPERTY_PATHS: tuple[str, ...] = (
+    "provisioningState",
+    "storageProfile.imageReference",
+    "storageProfile.osDisk.osType",
+    "hardwareProfile.vmSize",
+    "osProfile.computerName",
+    "osProfile.windowsConfiguration.patchSettings",
+    "securityProfile",
+    "extended.instanceView",
+    "licenseType",
+    "status",
+    "lastStatusChange",
+    "agentVersion",
+    "osName",
+    "osVersion",
+    "osSku",
+    "osType",
+    "machineFqdn",
+    "domainName",
+    "dnsFqdn",
+    "agentConfiguration",
+    "licenseProfile",
+    "cloudMetadata",
+    "detectedProperties",
+)
+
+
+def _col(path: str) -> str:
+    return "p_" + path.replace(".", "_")
+
+
+_MACHINE_COLS = ", ".join(f"{_col(p)} = properties.{p}" for p in MACHINE_PROPERTY_PATHS)
+_MACHINE_ID = "machineId"
+
+
+def _folded(table: str, where: str, split_on: str, pack: str, name: str) -> str:
+    return (
+        f"{table} | where {where}"
+        f" | extend {_MACHINE_ID} = tostring(split(tolower(id), '{split_on}')[0])"
+        f" | summarize {name} = make_list(pack({pack})) by {_MACHINE_ID}"
+        f" | order by {_MACHINE_ID} asc"
+    )
+
+
+@dataclass(frozen=True)
+class SourceQuery:
+    source: Source
+    query: str
+
+
+QUERIES: tuple[SourceQuery, ...] = (
+    SourceQuery(Source.MACHINES, (
+        "resources"
+        " | where type =~ 'microsoft.compute/virtualmachines' or type =~ 'microsoft.hybridcompute/machines'"
+        " | extend osKind = iff(type =~ 'microsoft.compute/virtualmachines', tostring(properties.storageProfile.osDisk.osType), tostring(properties.osType))"
+        " | where osKind =~ 'windows'"
+        f" | project id, name, type, tenantId, location, resourceGroup, subscriptionId, kind, tags, identity, {_MACHINE_COLS}"
+        " | order by id asc"
+    )),
+    SourceQuery(Source.EXTENSIONS, _folded(
+        "resources",
+        "type =~ 'microsoft.compute/virtualmachines/extensions' or type =~ 'microsoft.hybridcompute/machines/extensions'",
+        "/extensions/",
+        "'id', id, 'name', name, 'publisher', properties.publisher, 'type', properties.type, "
+        "'typeHandlerVersion', properties.typeHandlerVersion, 'provisioningState', properties.provisioningState, "
+        "'enableAutomaticUpgrade', properties.enableAutomaticUpgrade",
+        "extensions",
+    )),
+    SourceQuery(Source.PATCH, (
+        "patchassessmentresources | where type endswith '/patchassessmentresults'"
+        f" | extend {_MACHINE_ID} = tostring(split(tolower(id), '/patchassessmentresults/')[0])"
+        f" | project {_MACHINE_ID}, id, properties | order by {_MACHINE_ID} asc"
+    )),
+    SourceQuery(Source.GUEST_CONFIGURATION, _folded(
+        "guestconfigurationresources",
+        "type =~ 'microsoft.guestconfiguration/guestconfigurationassignments'",
+        "/providers/microsoft.guestconfiguration/",
+        "'id', id, 'name', name, 'complianceStatus', properties.complianceStatus, "
+        "'lastComplianceStatusChecked', properties.lastComplianceStatusChecked, 'assignmentType', properties.assignmentType",
+        "assignments",
+    )),
+    SourceQuery(Source.POLICY, _folded(
+        "policyresources",
+        "type =~ 'microsoft.policyinsights/policystates'",
+        "/providers/microsoft.policyinsights/",
+        "'id', id, 'complianceState', properties.complianceState, 'policyDefinitionName', properties.policyDefinitionName, "
+        "'policyAssignmentName', properties.policyAssignmentName, 'timestamp', properties.timestamp",
+        "states",
+    )),
+    SourceQuery(Source.SECURITY, (
+        "securityresources"
+        " | where type =~ 'microsoft.security/assessments' or type =~ 'microsoft.security/pricings'"
+        " | where type =~ 'microsoft.security/pricings' or tostring(properties.status.code) =~ 'Unhealthy'"
+        " | project id, name, type, subscriptionId, pricingTier = properties.pricingTier, subPlan = properties.subPlan,"
+        " displayName = properties.displayName, statusCode = properties.status.code, resourceId = properties.resourceDetails.Id"
+        " | order by id asc"
+    )),
+    SourceQuery(Source.BACKUP, (
+        "recoveryservicesresources"
+        " | where type =~ 'microsoft.recoveryservices/vaults/backupfabrics/protectioncontainers/protecteditems'"
+        f" | extend {_MACHINE_ID} = tolower(tostring(coalesce(properties.sourceResourceId, properties.dataSourceInfo.resourceID, properties.virtualMachineId)))"
+        f" | project {_MACHINE_ID}, id, type, protectionState = properties.protectionState, protectionStatus = properties.protectionStatus,"
+        " healthStatus = properties.healthStatus, lastBackupStatus = properties.lastBackupStatus, lastBackupTime = properties.lastBackupTime,"
+        " backupManagementType = properties.backupManagementType, friendlyName = properties.friendlyName"
+        " | order by id asc"
+    )),
+    SourceQuery(Source.SITE_RECOVERY, (
+        "recoveryservicesresources"
+        " | where type =~ 'microsoft.recoveryservices/vaults/replicationfabrics/replicationprotectioncontainers/replicationprotecteditems'"
+        f" | extend {_MACHINE_ID} = tolower(tostring(properties.providerSpecificDetails.fabricObjectId))"
+        f" | project {_MACHINE_ID}, id, type, protectionState = properties.protectionState, replicationHealth = properties.replicationHealth,"
+        " friendlyName = properties.friendlyName, instanceType = properties.providerSpecificDetails.instanceType"
+        " | order by id asc"
+    )),
+    SourceQuery(Source.DCR_ASSOCIATIONS, _folded(
+        "insightsresources",
+        "type =~ 'microsoft.insights/datacollectionruleassociations'",
+        "/providers/microsoft.insights/",
+        "'id', id, 'dataCollectionRuleId', properties.dataCollectionRuleId",
+        "associations",
+    )),
+    SourceQuery(Source.DCRS, (
+        "resources"
+        " | where type =~ 'microsoft.insights/datacollectionrules' or type =~ 'microsoft.operationsmanagement/solutions'"
+        " | project id, name, type, subscriptionId, dataFlows = properties.dataFlows, destinations = properties.destinations,"
+        " workspaceResourceId = properties.workspaceResourceId"
+        " | order by id asc"
+    )),
+    SourceQuery(Source.AUTOMANAGE, (
+        "resources | where type =~ 'microsoft.automanage/configurationprofileassignments'"
+        f" | extend {_MACHINE_ID} = tostring(split(tolower(id), '/providers/microsoft.automanage/')[0])"
+        f" | project {_MACHINE_ID}, id, configurationProfile = properties.configurationProfile, status = properties.status"
+        f" | order by id asc"
+    )),
+    SourceQuery(Source.MAINTENANCE, (
+        "maintenanceresources | where type =~ 'microsoft.maintenance/configurationassignments'"
+        f" | extend {_MACHINE_ID} = tostring(split(tolower(id), '/providers/microsoft.maintenance/')[0])"
+        f" | project {_MACHINE_ID}, id, maintenanceConfigurationId = properties.maintenanceConfigurationId"
+        " | order by id asc"
+    )),
+    SourceQuery(Source.FILE_SYNC, (
+        "resources | where type =~ 'microsoft.storagesync/storagesyncservices/registeredservers'"
+        " | project id, subscriptionId, serverName = properties.serverName, lastHeartBeat = properties.lastHeartBeat,"
+        " agentVersion = properties.agentVersion, serverOSVersion = properties.serverOSVersion"
+        " | order by id asc"
+    )),
+)
+
+
+@dataclass
+class SourceResult:
+    """Rows of one source for one batch of subscriptions, or the error that stopped it."""
+
+    source: Source
+    subscriptions: tuple[str, ...]
+    rows: list[dict]
+    error: ArmHttpError | None = None
+
+
+Progress = Callable[[Source, int, int], None]  # (source, rows so far, total rows)
+
+
+async def run_query(transport: ArmTransport, query: str, subscriptions: Sequence[str], *,
+                    on_page: Callable[[int, int], None] | None = None, parallel_pages: int = 4) -> list[dict]:
+    """All rows of one query: the first page tells the total; the rest are fetched in parallel with $skip."""
+
+    async def page(skip: int) -> dict:
+        body = {"subscriptions": list(subscriptions), "query": query,
+                "options": {"$top": PAGE, "$skip": skip, "resultFormat": "objectArray"}}
+        data = await transport.post_json(GRAPH_PATH, body, params={"api-version": GRAPH_API})
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            raise ArmHttpError(200, "MalformedResponse", "Resource Graph answered without a 'data' list",
+                               method="POST", url=GRAPH_PATH)
+        return data
+
+    first = await page(0)
+    rows: list[dict] = list(first["data"])
+    total = int(first.get("totalRecords") or len(rows))
+    if on_page:
+        on_page(len(rows), total)
+    if total <= len(rows):
+        return rows
+    skips = list(range(PAGE, total, PAGE))
+    gate = asyncio.Semaphore(parallel_pages)
+    results: dict[int, list[dict]] = {}
+
+    async def fetch(skip: int) -> None:
+        async with gate:
+            data = await page(skip)
+            results[skip] = data["data"]
+            if on_page:
+                on_page(sum(len(r) for r in results.values()) + len(rows), total)
+
+    await asyncio.gather(*(fetch(s) for s in skips))
+    for skip in skips:
+        rows.extend(results[skip])
+    return rows
+
+
+async def fetch_sources(transport: ArmTransport, subscriptions: Sequence[str], *,
+                        sources: Sequence[Source] | None = None, progress: Progress | None = None,
+                        concurrency: int = 6) -> list[SourceResult]:
+    """Every source for every subscription batch. A batch that fails is retried one subscription at a
+    time, so one subscription without access costs that subscription, not the fleet."""
+    wanted = [q for q in QUERIES if sources is None or q.source in sources]
+    batches = [tuple(subscriptions[i : i + BATCH]) for i in range(0, len(subscriptions), BATCH)]
+    gate = asyncio.Semaphore(concurrency)
+    out: list[SourceResult] = []
+
+    async def one(q: SourceQuery, subs: tuple[str, ...]) -> None:
+        async with gate:
+            try:
+                rows = await run_query(transport, q.query, subs,
+                                       on_page=(lambda n, t: progress(q.source, n, t)) if progress else None)
+                out.append(SourceResult(q.source, subs, rows))
+                return
+            except ArmHttpError as e:
+                if len(subs) == 1 or e.status not in (400, 403, 404):
+                    out.append(SourceResult(q.source, subs, [], e))
+                    return
+        await asyncio.gather(*(one(q, (s,)) for s in subs))
+
+    await asyncio.gather(*(one(q, b) for q in wanted for b in batches))
+    return out
+
+
+def unflatten_machine(row: dict) -> dict:
+    """Nest the projected ``p_*`` columns back into ``properties`` so detectors see ARG's document shape."""
+    props: dict[str, Any] = {}
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if not key.startswith("p_"):
+            out[key] = value
+    for path in MACHINE_PROPERTY_PATHS:
+        value = row.get(_col(path))
+        if value is None:
+            continue
+        node = props
+        parts = path.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    out["properties"] = props
+    return out

@@ -1,0 +1,110 @@
+"""Non-interactive commands (`export`, later the headless actions): wiring of services to stdout/stderr."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .arm.auth import CredentialError, EndpointError, quiet_azure_logging
+from .arm.transport import ArmHttpError, TransportEvent
+from .fleet.model import Source
+from .inventory import ConnectOptions, Inventory, connect
+from .store.cache import Store, default_store_dir
+
+EXIT_OK, EXIT_USAGE, EXIT_PARTIAL, EXIT_NO_DATA, EXIT_CONNECT = 0, 2, 3, 4, 5
+
+
+def age_text(when: datetime | None, now: datetime | None = None) -> str:
+    if when is None:
+        return "never"
+    seconds = int(((now or datetime.now(UTC)) - when).total_seconds())
+    if seconds < 90:
+        return f"{max(seconds, 0)} s ago"
+    if seconds < 5400:
+        return f"{seconds // 60} min ago"
+    if seconds < 172800:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} days ago"
+
+
+class StderrProgress:
+    """Progress on stderr, only when stderr is a terminal (scripts get clean output)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.totals: dict[Source, tuple[int, int]] = {}
+
+    def source(self, source: Source, done: int, total: int) -> None:
+        self.totals[source] = (done, total)
+        if self.tty:
+            parts = " ".join(f"{s.value} {d}/{t}" for s, (d, t) in self.totals.items())
+            print(f"\r\x1b[Kfetching: {parts}"[:200], end="", file=sys.stderr, flush=True)
+
+    def event(self, e: TransportEvent) -> None:
+        if self.tty:
+            print(f"\r\x1b[K{e.message}", end="", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.tty:
+            print("\r\x1b[K", end="", file=sys.stderr, flush=True)
+
+
+async def export_command(args: argparse.Namespace) -> int:
+    from . import export
+
+    quiet_azure_logging()
+    logging.getLogger("wsam_tui").addHandler(logging.NullHandler())
+    store = Store(args.cache_dir or default_store_dir())
+    required = tuple(args.required_tag) or ("env", "owner", "costCenter")
+    inventory = Inventory(store, required_tags=required)
+    exit_code = EXIT_OK
+    for notice in store.notices:
+        print(f"wsam-tui: {notice}", file=sys.stderr)
+    if not args.offline:
+        progress = StderrProgress()
+        try:
+            conn = await connect(ConnectOptions(endpoint=args.endpoint, ca_bundle=args.ca_bundle, cloud=args.cloud,
+                                                auth=args.auth, tenant=args.tenant, on_event=progress.event))
+        except (EndpointError, CredentialError, ValueError) as e:
+            print(f"wsam-tui export: {e}", file=sys.stderr)
+            return EXIT_CONNECT
+        try:
+            report = await inventory.refresh(conn, args.subscription, progress=progress.source)
+        except CredentialError as e:
+            progress.done()
+            print(f"wsam-tui export: {e}", file=sys.stderr)
+            return EXIT_CONNECT
+        except ArmHttpError as e:
+            progress.done()
+            print(f"wsam-tui export: cannot list subscriptions: {e.describe()}", file=sys.stderr)
+            return EXIT_CONNECT
+        finally:
+            await conn.close()
+        progress.done()
+        for sub, source, message in report.failures:
+            print(f"wsam-tui export: subscription {sub}: {source}: {message}", file=sys.stderr)
+        if report.failures:
+            exit_code = EXIT_PARTIAL
+    snapshot = inventory.load(args.subscription)
+    store.close()
+    if not snapshot.subscriptions and args.offline:
+        print("wsam-tui export: the local cache is empty; run once online first", file=sys.stderr)
+        return EXIT_NO_DATA
+    if args.offline:
+        print(f"wsam-tui export: offline; data as of {snapshot.oldest.isoformat(timespec='seconds') if snapshot.oldest else 'never'} "
+              f"({age_text(snapshot.oldest)})", file=sys.stderr)
+    if args.output == "json":
+        text = export.to_json(snapshot.servers, oldest=snapshot.oldest, newest=snapshot.newest)
+    elif args.output == "md":
+        text = export.to_markdown(snapshot.servers, oldest=snapshot.oldest)
+    else:
+        text = export.to_csv(snapshot.servers)
+    if args.file:
+        Path(args.file).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    return exit_code

@@ -1,0 +1,197 @@
+"""The inventory service: connect, refresh from Resource Graph into the store, load servers from the store.
+
+The UI and the `export` command ask this service; neither talks to ARM nor reads the store directly.
+Stale-while-revalidate: ``load()`` answers from the store at once; ``refresh()`` replaces it source by
+source, and a failed source keeps its last known rows (with their age) and says why it failed.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .arm import graph
+from .arm.auth import (
+    CLOUDS,
+    EndpointError,
+    StaticTokenCredential,
+    TokenCache,
+    build_credential,
+    discover_endpoint,
+    ssl_context,
+)
+from .arm.transport import ArmHttpError, ArmTransport, TransportEvent
+from .fleet.assemble import assemble
+from .fleet.capabilities import build_server
+from .fleet.model import Server, Source, SourceStatus, clean_text
+from .store.cache import Store
+
+SIMULATOR_TOKEN = "wsam-simulator-accepts-any-token"
+_SUB_IN = re.compile(r"/subscriptions/([^/]+)", re.IGNORECASE)
+
+
+@dataclass
+class ConnectOptions:
+    endpoint: str | None = None
+    ca_bundle: str | None = None
+    cloud: str = "AzureCloud"
+    auth: str | None = None
+    tenant: str | None = None
+    subscriptions: Sequence[str] = ()
+    on_event: Callable[[TransportEvent], None] | None = None
+
+
+@dataclass
+class Connection:
+    transport: ArmTransport
+    arm_url: str
+    scope: str
+    credential: Any
+    description: str
+
+    async def close(self) -> None:
+        await self.transport.aclose()
+        close = getattr(self.credential, "close", None)
+        if close is not None:
+            await close()
+
+
+async def connect(opts: ConnectOptions) -> Connection:
+    """Build the transport for Azure (a cloud) or any ARM-compatible endpoint (--endpoint, --ca-bundle)."""
+    verify = ssl_context(opts.ca_bundle)
+    if opts.endpoint:
+        info = await discover_endpoint(opts.endpoint, verify)
+        arm_url, scope = info.arm_url, info.scope
+        if info.accepts_any_token and not opts.auth:
+            credential: Any = StaticTokenCredential(SIMULATOR_TOKEN)
+            description = f"{arm_url} (accepts any token)"
+        else:
+            credential = build_credential(opts.auth, tenant=opts.tenant, cloud=CLOUDS[opts.cloud])
+            description = arm_url
+    else:
+        if opts.cloud not in CLOUDS:
+            raise EndpointError(f"--cloud must be one of {', '.join(CLOUDS)}")
+        cloud = CLOUDS[opts.cloud]
+        arm_url, scope = cloud.arm_url, cloud.scope
+        credential = build_credential(opts.auth, tenant=opts.tenant, cloud=cloud)
+        description = cloud.name
+    transport = ArmTransport(arm_url, TokenCache(credential, scope), verify=verify, on_event=opts.on_event)
+    return Connection(transport, arm_url, scope, credential, description)
+
+
+@dataclass
+class RefreshReport:
+    subscriptions: list[dict]
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # (subscription, source, message)
+    seconds: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return not self.failures
+
+
+@dataclass
+class Snapshot:
+    servers: list[Server]
+    subscriptions: list[dict]
+    oldest: datetime | None
+    newest: datetime | None
+    notices: list[str]
+
+
+def subscription_of(row: dict) -> str:
+    for key in ("subscriptionId",):
+        value = row.get(key)
+        if isinstance(value, str) and value:
+            return value.lower()
+    for key in ("machineId", "id"):
+        value = row.get(key)
+        if isinstance(value, str):
+            m = _SUB_IN.search(value)
+            if m:
+                return m.group(1).lower()
+    return ""
+
+
+class Inventory:
+    def __init__(self, store: Store, *, required_tags: tuple[str, ...] = ("env", "owner", "costCenter"),
+                 stale_after_days: int = 7) -> None:
+        self.store = store
+        self.required_tags = required_tags
+        self.stale_after_days = stale_after_days
+
+    async def list_subscriptions(self, conn: Connection, wanted: Sequence[str] = ()) -> list[dict]:
+        subs: list[dict] = []
+        async for page in conn.transport.paged("/subscriptions", {"api-version": "2022-12-01"}):
+            subs.extend(s for s in page if isinstance(s, dict) and s.get("subscriptionId"))
+        if wanted:
+            keys = {w.lower() for w in wanted}
+            chosen = [s for s in subs if s["subscriptionId"].lower() in keys or str(s.get("displayName", "")).lower() in keys]
+            missing = keys - {s["subscriptionId"].lower() for s in chosen} - {str(s.get("displayName", "")).lower() for s in chosen}
+            if missing:
+                raise ArmHttpError(404, "SubscriptionNotFound",
+                                   f"not visible to this credential: {', '.join(sorted(missing))}")
+            subs = chosen
+        return [s for s in subs if str(s.get("state", "Enabled")) not in ("Disabled", "Deleted")]
+
+    async def refresh(self, conn: Connection, wanted: Sequence[str] = (), *,
+                      progress: graph.Progress | None = None) -> RefreshReport:
+        started = time.monotonic()
+        subs = await self.list_subscriptions(conn, wanted)
+        self.store.put_meta("subscriptions", [
+            {k: s.get(k) for k in ("subscriptionId", "displayName", "tenantId", "state")} for s in subs])
+        tenant_of = {s["subscriptionId"].lower(): str(s.get("tenantId") or "") for s in subs}
+        ids = [s["subscriptionId"] for s in subs]
+        results = await graph.fetch_sources(conn.transport, ids, progress=progress)
+        report = RefreshReport(subscriptions=subs)
+        now = datetime.now(UTC)
+        for result in results:
+            if result.error is not None:
+                message = result.error.describe()
+                for sub in result.subscriptions:
+                    self.store.put_error(sub, result.source.value, message, tenant=tenant_of.get(sub.lower(), ""))
+                    report.failures.append((sub, result.source.value, message))
+                continue
+            by_sub: dict[str, list[dict]] = {s.lower(): [] for s in result.subscriptions}
+            for row in result.rows:
+                if result.source is Source.MACHINES:
+                    row = graph.unflatten_machine(row)
+                sub = subscription_of(row)
+                if sub in by_sub:
+                    by_sub[sub].append(row)
+            for sub, rows in by_sub.items():
+                self.store.put_rows(sub, result.source.value, rows, tenant=tenant_of.get(sub, ""), fetched_at=now)
+        report.seconds = time.monotonic() - started
+        return report
+
+    def load(self, wanted: Sequence[str] = (), *, now: datetime | None = None) -> Snapshot:
+        subs_meta = self.store.get_meta("subscriptions", []) or []
+        if wanted:
+            keys = {w.lower() for w in wanted}
+            subs_meta = [s for s in subs_meta if str(s.get("subscriptionId", "")).lower() in keys
+                         or str(s.get("displayName", "")).lower() in keys]
+        sub_ids = [str(s.get("subscriptionId", "")).lower() for s in subs_meta]
+        rows: dict[Source, list[dict]] = {s: [] for s in Source}
+        statuses: dict[tuple[str, Source], SourceStatus] = {}
+        fetched: list[datetime] = []
+        for m in self.store.manifests(sub_ids):
+            try:
+                source = Source(m.source)
+            except ValueError:
+                continue
+            if m.fetched_at is not None:
+                rows[source].extend(self.store.rows(m.subscription, m.source, m.chunks))
+                statuses[(m.subscription, source)] = SourceStatus(fetched_at=m.fetched_at)
+                fetched.append(m.fetched_at)
+            elif m.error:
+                statuses[(m.subscription, source)] = SourceStatus(error=clean_text(m.error, limit=300))
+        raw, ctx = assemble(rows, sources=statuses, now=now or datetime.now(UTC), required_tags=self.required_tags,
+                            stale_after_days=self.stale_after_days)
+        servers = [build_server(r, ctx) for r in raw]
+        servers.sort(key=lambda s: (s.name.lower(), s.id.lower()))
+        return Snapshot(servers=servers, subscriptions=subs_meta, oldest=min(fetched, default=None),
+                        newest=max(fetched, default=None), notices=list(self.store.notices))
