@@ -298,7 +298,9 @@ def get_machine(sim: Simulator, ctx: Ctx) -> Reply:
     if is_vm(doc):
         expand = (ctx.q("$expand") or "").lower()
         return Reply(200, render_vm(sim, doc, instance_view=expand == "instanceview"))
-    return Reply(200, render_arc(doc))
+    # Machines_Get lists the machine's extensions in resources[], as a VM GET does (Machines_Get.json).
+    return Reply(200, {**render_arc(doc), "resources": [render_extension(e, instance_view=False)
+                                                        for e in sim.state.extensions_of(doc["id"])]})
 
 
 def vm_instance_view(sim: Simulator, ctx: Ctx) -> Reply:
@@ -455,7 +457,7 @@ def policy_summarize(sim: Simulator, ctx: Ctx) -> Reply:
                     "policyDefinitionId": i.get("policyDefinitionId", ""),
                     "policyDefinitionReferenceId": "",
                     "effect": i.get("policyDefinitionAction", "audit"),
-                    "results": {"nonCompliantResources": 1 if str(i.get("complianceState", "")).lower() == "noncompliant" else 0},
+                    "results": {k: v for k, v in results([i]).items() if k != "nonCompliantPolicies"},
                 }
                 for i in items
             ],
@@ -475,11 +477,18 @@ def policy_summarize(sim: Simulator, ctx: Ctx) -> Reply:
     })
 
 
+_DERIVED_POLICY_STATE_KEYS = {"timestamp", "resourceId", "policyAssignmentId", "policyDefinitionId", "policyAssignmentName",
+                               "policyDefinitionName", "policyDefinitionAction", "complianceState", "isCompliant",
+                               "subscriptionId", "resourceType", "resourceLocation", "resourceGroup"}
+
+
 def policy_query_results(sim: Simulator, ctx: Ctx) -> Reply:
     doc = machine_from(sim, ctx)
     rows = []
     for s in policy_states_of(sim, doc["id"]):
         p = s.get("properties") or {}
+        assignment = str(p.get("policyAssignmentId") or "")
+        scope_end = assignment.lower().find("/providers/microsoft.authorization/")
         rows.append({
             "@odata.id": None,
             "@odata.context": "https://management.azure.com/providers/Microsoft.PolicyInsights/policyStates/$metadata#latest/$entity",
@@ -496,6 +505,10 @@ def policy_query_results(sim: Simulator, ctx: Ctx) -> Reply:
             "resourceType": doc["type"],
             "resourceLocation": doc.get("location"),
             "resourceGroup": sub_rg_of(doc["id"])[1],
+            "policyAssignmentScope": assignment[:scope_end] if scope_end > 0 else None,
+            "policyDefinitionGroupNames": [],
+            # the rest of the fleet's PolicyState document (owner, parameters, versions, management groups, ...)
+            **{k: v for k, v in p.items() if k not in _DERIVED_POLICY_STATE_KEYS},
         })
     return Reply(200, {
         "@odata.context": "https://management.azure.com/providers/Microsoft.PolicyInsights/policyStates/$metadata#latest",
