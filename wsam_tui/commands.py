@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .arm.auth import CredentialError, EndpointError, quiet_azure_logging
 from .arm.transport import ArmHttpError, TransportEvent
+from .config import load_settings
 from .fleet.model import Source
 from .inventory import ConnectOptions, Inventory, connect
 from .store.cache import Store, default_store_dir
@@ -57,11 +58,12 @@ async def export_command(args: argparse.Namespace) -> int:
 
     quiet_azure_logging()
     logging.getLogger("wsam_tui").addHandler(logging.NullHandler())
+    settings = load_settings()
     store = Store(args.cache_dir or default_store_dir())
-    required = tuple(args.required_tag) or ("env", "owner", "costCenter")
-    inventory = Inventory(store, required_tags=required)
+    required = tuple(args.required_tag) or settings.required_tags
+    inventory = Inventory(store, required_tags=required, stale_after_days=settings.stale_after_days)
     exit_code = EXIT_OK
-    for notice in store.notices:
+    for notice in [*settings.problems, *store.notices]:
         print(f"wsam-tui: {notice}", file=sys.stderr)
     if not args.offline:
         progress = StderrProgress()

@@ -192,6 +192,6 @@ class Store:
 
 
 def default_store_dir() -> Path:
-    import platformdirs
+    from ..config import cache_dir
 
-    return Path(platformdirs.user_cache_dir("wsam-tui", appauthor=False)) / "store"
+    return cache_dir() / "store"

@@ -1,0 +1,119 @@
+"""The inventory engine end to end: Resource Graph → store → matrix, online and offline, through `wsam-tui export`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import stat
+
+import pytest
+
+from tests.fleetbuilder import SUB_A, SUB_DENIED, scenario_fleet
+from wsam_tui.cli import main
+from wsam_tui.fleet.capabilities import CATALOG
+from wsam_tui.store.cache import Store
+
+
+def export(capsys, running, cache_dir, *extra: str) -> tuple[int, str, str]:
+    args = ["export", "--cache-dir", str(cache_dir), *extra]
+    if running is not None:
+        args += ["--endpoint", running.base_url, "--ca-bundle", str(running.ca_path)]
+    code = main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def rows_of(text: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+@pytest.fixture
+def generated_fleet():
+    from wsam_tui.sim.fleetgen import generate_fleet
+
+    return generate_fleet(size=150, seed=5)
+
+
+def test_online_export_has_every_server_and_every_column(make_sim, generated_fleet, tmp_path, capsys):
+    running = make_sim(generated_fleet, page_size=50)
+    code, out, err = export(capsys, running, tmp_path / "cache", "-o", "csv")
+    assert code == 0, err
+    rows = rows_of(out)
+    expected = {r["id"].lower() for r in generated_fleet["resources"]
+                if r["type"] in ("Microsoft.Compute/virtualMachines", "Microsoft.HybridCompute/machines")}
+    assert {r["id"].lower() for r in rows} == expected
+    for cap in CATALOG:
+        assert cap.id in rows[0], f"column {cap.id} missing"
+        assert {r[cap.id] for r in rows} <= {"on", "partial", "off", "n/a", "unknown"}
+    assert all(r[c.id] != "unknown" for r in rows for c in CATALOG if c.id != "inguest"), "every source was fetched"
+
+
+def test_offline_export_equals_online_export(make_sim, generated_fleet, tmp_path, capsys):
+    running = make_sim(generated_fleet)
+    code, online, _ = export(capsys, running, tmp_path / "cache", "-o", "json")
+    assert code == 0
+    running.stop()
+    code, offline, err = export(capsys, None, tmp_path / "cache", "-o", "json", "--offline")
+    assert code == 0
+    assert "offline; data as of" in err
+    assert json.loads(offline)["servers"] == json.loads(online)["servers"]
+
+
+def test_offline_with_empty_cache_says_so(tmp_path, capsys):
+    code, out, err = export(capsys, None, tmp_path / "empty", "--offline")
+    assert code == 4
+    assert "cache is empty" in err and out == ""
+
+
+def test_denied_subscription_gives_unknown_cells_and_the_rest_of_the_fleet(make_sim, tmp_path, capsys):
+    running = make_sim(scenario_fleet(), graph_quota=False, throttle=False)
+    code, out, err = export(capsys, running, tmp_path / "cache", "-o", "json")
+    assert code == 3, "a partial result must be visible to scripts"
+    assert SUB_DENIED in err
+    servers = json.loads(out)["servers"]
+    assert {s["subscriptionId"].lower() for s in servers} >= {SUB_A}
+    assert not any(s["subscriptionId"].lower() == SUB_DENIED for s in servers), \
+        "Resource Graph gave no rows for the denied subscription, so it has no servers to show"
+    manifests = Store(tmp_path / "cache").manifests([SUB_DENIED])
+    assert manifests and all(m.error and "AuthorizationFailed" in m.error for m in manifests)
+
+
+def test_throttling_storm_is_survived_with_correct_results(make_sim, generated_fleet, tmp_path, capsys):
+    calm = make_sim(generated_fleet)
+    _, expected, _ = export(capsys, calm, tmp_path / "calm", "-o", "csv")
+    stormy = make_sim(generated_fleet, faults="429:0.25,503:0.05", seed=11)
+    code, got, err = export(capsys, stormy, tmp_path / "storm", "-o", "csv")
+    assert code == 0, err
+    assert rows_of(got) == rows_of(expected)
+    assert any(e["status"] == 429 for e in stormy.sim.log.entries)
+
+
+def test_store_is_private_and_holds_no_secret(make_sim, tmp_path, capsys):
+    from wsam_tui.inventory import SIMULATOR_TOKEN
+
+    fleet = scenario_fleet()
+    running = make_sim(fleet)
+    cache = tmp_path / "cache"
+    code, _, _ = export(capsys, running, cache)
+    assert code in (0, 3)
+    assert stat.S_IMODE(os.stat(cache).st_mode) == 0o700
+    for path in Store(cache).files():
+        assert stat.S_IMODE(os.stat(path).st_mode) & 0o077 == 0, f"{path} is readable by others"
+        data = path.read_bytes()
+        for secret in (SIMULATOR_TOKEN.encode(), b"protectedSettings", b"protectedParameters", b"runAsPassword", b"Bearer "):
+            assert secret not in data, f"{secret!r} found in {path}"
+
+
+def test_corrupted_cache_is_set_aside_and_rebuilt(make_sim, tmp_path, capsys):
+    running = make_sim(scenario_fleet())
+    cache = tmp_path / "cache"
+    export(capsys, running, cache)
+    db = cache / "cache.db"
+    db.write_bytes(b"this is not a database" * 100)
+    code, out, err = export(capsys, running, cache, "-o", "csv")
+    assert "damaged" in err and "rebuilt" in err
+    assert code in (0, 3)
+    assert len(rows_of(out)) > 0
+    assert list(tmp_path.glob("cache.corrupt-*")), "the damaged cache is kept aside for inspection"
