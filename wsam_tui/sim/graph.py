@@ -35,14 +35,15 @@ def _bad_request(sim: Simulator, ctx: Ctx, code: str, message: str) -> ArmError:
     )
 
 
-def _encode_token(snapshot_id: str, offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"s": snapshot_id, "o": offset}).encode()).decode()
+def _encode_token(snapshot_id: str, offset: int, top: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"s": snapshot_id, "o": offset, "t": top}).encode()).decode()
 
 
-def _decode_token(token: str) -> tuple[str, int]:
+def _decode_token(token: str) -> tuple[str, int, int | None]:
+    """(snapshot, offset, the page size of the request that issued it: a next page without $top keeps it)."""
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return str(data["s"]), int(data["o"])
+        return str(data["s"]), int(data["o"]), (int(data["t"]) if data.get("t") is not None else None)
     except Exception:
         raise ArmError(400, "BadRequest", "The skip token is invalid or has expired.",
                        details=[{"code": "InvalidSkipToken", "message": "The $skipToken could not be decoded."}]) from None
@@ -69,6 +70,10 @@ def _resources(sim: Simulator, ctx: Ctx) -> Reply:
     body = ctx.body
     if not isinstance(body, dict) or not isinstance(body.get("query"), str) or not body["query"].strip():
         raise _bad_request(sim, ctx, "MissingQuery", "The request must contain a non-empty 'query'.")
+    if body.get("facets"):
+        raise _bad_request(sim, ctx, "FacetsNotSupported",
+                           f"The simulator's Resource Graph does not compute facets ({len(body['facets'])} requested); "
+                           "send the request without 'facets' and run each facet as a summarize query.")
     options = body.get("options") or {}
     top = options.get("$top", 100)
     skip = options.get("$skip", 0) or 0
@@ -95,7 +100,9 @@ def _resources(sim: Simulator, ctx: Ctx) -> Reply:
     token = options.get("$skipToken")
     _expire_snapshots(sim)
     if token:
-        snap_id, offset = _decode_token(str(token))
+        snap_id, offset, token_top = _decode_token(str(token))
+        if "$top" not in options and token_top is not None:
+            top = token_top
         snap = sim.graph_snapshots.get(snap_id)
         if snap is None:
             raise ArmError(400, "BadRequest", "The skip token is invalid or has expired.",
@@ -123,7 +130,7 @@ def _resources(sim: Simulator, ctx: Ctx) -> Reply:
     page = rows[offset : offset + top]
     out: dict[str, Any] = {"totalRecords": len(rows), "count": len(page), "resultTruncated": "false"}
     if offset + top < len(rows):
-        out["$skipToken"] = _encode_token(snap_id, offset + top)
+        out["$skipToken"] = _encode_token(snap_id, offset + top, top)
     if fmt == "table":
         out["data"] = {"columns": [{"name": n, "type": t} for n, t in columns],
                        "rows": [[r.get(n) for n, _ in columns] for r in page]}
