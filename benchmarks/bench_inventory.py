@@ -1,0 +1,200 @@
+"""Inventory benchmark: time to the full capability matrix, against the simulator with 30 ms latency and
+ARM/ARG throttling on, beside (a) the floor implied by that latency and quota and (b) the path users
+script today with the SDK (list, then instanceView and extensions per server), at the same size.
+
+    python benchmarks/bench_inventory.py [--sizes 10000,50000] [--sdk-size 1000] [--latency-ms 30]
+
+The simulator runs in its own process; the engine runs in this one, so the peak RSS printed for the
+engine (ru_maxrss of this process) is the engine's: fetching, storing and deriving every server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from wsam_tui.arm import graph  # noqa: E402
+from wsam_tui.inventory import ConnectOptions, Inventory, connect  # noqa: E402
+from wsam_tui.store.cache import Store  # noqa: E402
+
+ARG_QUOTA, ARG_WINDOW_S = 15, 5.0
+ARM_READ_BURST, ARM_READ_REFILL = 250, 25.0
+
+
+def start_sim(size: int, latency_ms: float) -> tuple[subprocess.Popen, str, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wsam_tui.cli", "sim", "--size", str(size), "--seed", "7", "--latency-ms", str(latency_ms)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    base = ca = ""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("BASE_URL="):
+            base = line.split("=", 1)[1].strip()
+        elif line.startswith("CA_BUNDLE="):
+            ca = line.split("=", 1)[1].strip()
+        if base and ca:
+            break
+    if not base:
+        raise RuntimeError("simulator did not start")
+    return proc, base, ca
+
+
+def floor_seconds(graph_requests: int, latency_s: float) -> tuple[float, str]:
+    """The least time any client could take for these requests under the quota and the latency."""
+    windows = math.ceil(graph_requests / ARG_QUOTA)
+    quota_bound = (windows - 1) * ARG_WINDOW_S + latency_s
+    # critical path: list subscriptions, first page of each query, then the remaining pages in parallel
+    latency_bound = 3 * latency_s
+    floor = max(quota_bound, latency_bound)
+    how = (f"max(quota: ({windows} windows of {ARG_QUOTA} queries - 1) x {ARG_WINDOW_S:.0f} s + {latency_s * 1000:.0f} ms "
+           f"= {quota_bound:.2f} s, latency: 3 round trips x {latency_s * 1000:.0f} ms = {latency_bound:.2f} s)")
+    return floor, how
+
+
+async def engine(base: str, ca: str) -> tuple[float, int, dict]:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "store")
+        inv = Inventory(store)
+        conn = await connect(ConnectOptions(endpoint=base, ca_bundle=ca))
+        t0 = time.monotonic()
+        report = await inv.refresh(conn)
+        snapshot = inv.load()
+        elapsed = time.monotonic() - t0
+        stats = dict(conn.transport.stats)
+        await conn.close()
+        store.close()
+        assert not report.failures, report.failures
+        return elapsed, len(snapshot.servers), stats
+
+
+async def sdk_path(base: str, ca: str) -> tuple[float, int]:
+    """List VMs and machines, then per server: instanceView (VM) or GET ?$expand=instanceView (Arc), and extensions."""
+    import time as _t
+
+    from azure.core.credentials import AccessToken
+    from azure.mgmt.compute.aio import ComputeManagementClient
+    from azure.mgmt.hybridcompute.aio import HybridComputeManagementClient
+
+    class Cred:
+        async def get_token(self, *a, **k):
+            return AccessToken("bench", int(_t.time()) + 3600)
+
+        async def close(self):
+            pass
+
+    import httpx
+
+    async with httpx.AsyncClient(verify=__import__("ssl").create_default_context(cafile=ca)) as c:
+        subs = [s["subscriptionId"] for s in (await c.get(f"{base}/subscriptions", params={"api-version": "2022-12-01"},
+                                                          headers={"Authorization": "Bearer b"})).json()["value"]]
+    t0 = time.monotonic()
+    count = 0
+    for sub in subs:
+        async with ComputeManagementClient(Cred(), sub, base_url=base, connection_verify=ca) as cc, \
+                HybridComputeManagementClient(Cred(), sub, base_url=base, connection_verify=ca) as hc:
+            gate = asyncio.Semaphore(16)
+            vms = [vm async for vm in cc.virtual_machines.list_all()]
+            machines = [m async for m in hc.machines.list_by_subscription()]
+
+            async def vm_detail(vm, cc=cc, gate=gate) -> None:
+                rg = vm.id.split("/")[4]
+                async with gate:
+                    await cc.virtual_machines.instance_view(rg, vm.name)
+                    [e async for e in _aiter(cc.virtual_machine_extensions.list(rg, vm.name))]
+
+            async def arc_detail(m, hc=hc, gate=gate) -> None:
+                rg = m.id.split("/")[4]
+                async with gate:
+                    await hc.machines.get(rg, m.name, expand="instanceView")
+                    [e async for e in hc.machine_extensions.list(rg, m.name)]
+
+            await asyncio.gather(*(vm_detail(v) for v in vms), *(arc_detail(m) for m in machines))
+            count += len(vms) + len(machines)
+    return time.monotonic() - t0, count
+
+
+async def _aiter(awaitable):
+    result = await awaitable
+    for item in result.value or []:
+        yield item
+
+
+def count_graph_requests(log_path: Path) -> int:
+    import json
+
+    n = 0
+    for line in log_path.read_text().splitlines():
+        e = json.loads(line)
+        if "resourcegraph" in e["path"].lower():
+            n += 1
+    return n
+
+
+def run_engine(size: int, latency_ms: float) -> dict:
+    log = Path(tempfile.mkdtemp()) / "requests.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wsam_tui.cli", "sim", "--size", str(size), "--seed", "7", "--latency-ms", str(latency_ms),
+         "--request-log", str(log)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    base = ca = ""
+    for line in proc.stdout:  # type: ignore[union-attr]
+        if line.startswith("BASE_URL="):
+            base = line.split("=", 1)[1].strip()
+        elif line.startswith("CA_BUNDLE="):
+            ca = line.split("=", 1)[1].strip()
+        if base and ca:
+            break
+    try:
+        elapsed, servers, stats = asyncio.run(engine(base, ca))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    graph_requests = count_graph_requests(log)
+    return {"elapsed": elapsed, "servers": servers, "graph_requests": graph_requests, "stats": stats}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="10000,50000")
+    ap.add_argument("--sdk-size", type=int, default=1000)
+    ap.add_argument("--latency-ms", type=float, default=30.0)
+    args = ap.parse_args()
+    lat = args.latency_ms / 1000
+    print(f"simulator: {args.latency_ms:.0f} ms latency, ARM token buckets and Resource Graph quota on; "
+          f"Resource Graph page size {graph.PAGE}, {graph.BATCH} subscriptions per query")
+
+    n = args.sdk_size
+    r = run_engine(n, args.latency_ms)
+    proc, base, ca = start_sim(n, args.latency_ms)
+    try:
+        sdk_s, sdk_servers = asyncio.run(sdk_path(base, ca))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    print(f"\n{n} servers: engine {r['elapsed']:.2f} s ({r['servers']} servers, {r['graph_requests']} Resource Graph queries); "
+          f"per-server SDK path {sdk_s:.1f} s ({sdk_servers} servers, 2 ARM reads each, read bucket {ARM_READ_BURST} + {ARM_READ_REFILL:.0f}/s)")
+    print(f"  speed-up over the per-server path: {sdk_s / r['elapsed']:.0f}x (target >= 50x)")
+
+    for size in (int(s) for s in args.sizes.split(",")):
+        r = run_engine(size, args.latency_ms)
+        floor, how = floor_seconds(r["graph_requests"], lat)
+        print(f"\n{size} servers: full matrix in {r['elapsed']:.2f} s ({r['servers']} servers, {r['graph_requests']} "
+              f"Resource Graph queries, {r['stats']['throttled']} throttled, {r['stats']['retries']} retries)")
+        print(f"  floor {floor:.2f} s = {how}")
+        print(f"  ratio to floor: {r['elapsed'] / floor:.2f} (target <= 1.3)")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\npeak RSS of the engine process over all runs: {peak:.0f} MB (target < 250 MB at 50k)")
+
+
+if __name__ == "__main__":
+    main()
