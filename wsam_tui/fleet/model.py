@@ -14,9 +14,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+# Whole terminal escape sequences (CSI, OSC, DCS/SOS/PM/APC, 7-bit and 8-bit forms), removed with their
+# payload so that an OSC title or a colour code leaves no "]0;…" or "[31m" debris behind.
+_ESCAPES = re.compile(
+    "(?:\x1b\\[|\x9b)[0-?]*[ -/]*[@-~]?"  # CSI … final byte
+    "|(?:\x1b[\\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\\\|\x9c)?"  # OSC/DCS/SOS/PM/APC … ST or BEL
+    "|\x1b[ -/]*[0-~]?"  # any other ESC sequence (charset selection, keypad modes, …)
+)
 # C0 and C1 controls, DEL, and the bidi override/isolate marks that reorder what a terminal shows.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_NEWLINES = re.compile("[\t\n\r]+")
+_NEWLINES = re.compile("[\t\n\r\u2028\u2029]+")
 
 
 def clean_text(value: Any, *, limit: int | None = None, keep_newlines: bool = False) -> str:
@@ -26,6 +33,7 @@ def clean_text(value: Any, *, limit: int | None = None, keep_newlines: bool = Fa
     text = value if isinstance(value, str) else str(value)
     if not keep_newlines:
         text = _NEWLINES.sub(" ", text)
+    text = _ESCAPES.sub("", text)
     text = _CONTROL.sub("", text)
     if limit is not None and len(text) > limit:
         text = text[: limit - 1] + "…"
@@ -156,6 +164,7 @@ class FleetContext:
     required_tags: tuple[str, ...] = ("env", "owner", "costCenter")
     sources: Mapping[tuple[str, Source], SourceStatus] = field(default_factory=dict)  # (lower sub, source) -> status
     stale_after_days: int = 7  # an assessment/heartbeat older than this is stale
+    subscription_tenants: Mapping[str, str] = field(default_factory=dict)  # lower sub -> tenant id (ARM documents carry none)
 
     def source(self, subscription_id: str, source: Source) -> SourceStatus:
         return self.sources.get((subscription_id.lower(), source), SourceStatus())
