@@ -34,6 +34,7 @@ from .model import (
     RawServer,
     Server,
     Source,
+    SourceStatus,
     State,
     clean_text,
 )
@@ -354,12 +355,7 @@ def parse_extension(doc: Any) -> Extension | None:
     )
 
 
-def _matches(ext: Extension, identity: tuple[str, str]) -> bool:
-    publisher, etype = identity[0].lower(), identity[1].lower()
-    if ext.publisher.lower() != publisher:
-        return False
-    t = ext.type.lower()
-    return t == etype or t == f"{publisher}.{etype}"
+_HEALTH_RANK = {_OK: 0, _BUSY: 1, _UNSET: 2, _FAILED: 3}
 
 
 def _ext_text(ext: Extension) -> str:
@@ -394,12 +390,20 @@ class _View:
         self.sub = subscription_of(self.m)
         self._extensions: list[Extension] | None = None
         self._links: list[_DcrLink] | None = None
+        self._by_handler: dict[tuple[str, str], list[Extension]] | None = None
+        self._status: dict[Source, SourceStatus] = {}
+
+    def status(self, source: Source) -> SourceStatus:
+        status = self._status.get(source)
+        if status is None:
+            status = self._status[source] = self.ctx.source(self.sub, source)
+        return status
 
     def fetched(self, source: Source) -> datetime | None:
-        return self.ctx.source(self.sub, source).fetched_at
+        return self.status(source).fetched_at
 
     def ev(self, source: Source, document_id: Any, field: str, value: Any, at: datetime | None = None) -> Evidence:
-        return Evidence(source=source, document_id=clean_text(_s(document_id)), field=clean_text(field),
+        return Evidence(source=source, document_id=clean_text(_s(document_id)), field=field,
                         value=clean_text(_s(value), limit=VALUE_LIMIT),
                         fetched_at=at if at is not None else self.fetched(source))
 
@@ -424,10 +428,18 @@ class _View:
         return self._extensions
 
     def ext(self, identity: tuple[str, str]) -> Extension | None:
-        """The matching extension, a Succeeded one first."""
-        found = [e for e in self.extensions if _matches(e, identity)]
-        found.sort(key=lambda e: {_OK: 0, _BUSY: 1, _UNSET: 2, _FAILED: 3}[_health(e.provisioning_state)])
-        return found[0] if found else None
+        """The matching extension (publisher + type, case-insensitive), a Succeeded one first."""
+        if self._by_handler is None:
+            index: dict[tuple[str, str], list[Extension]] = {}
+            for e in self.extensions:
+                publisher, etype = e.publisher.lower(), e.type.lower()
+                etype = etype.removeprefix(publisher + ".") if publisher else etype
+                index.setdefault((publisher, etype), []).append(e)
+            self._by_handler = index
+        found = self._by_handler.get((identity[0].lower(), identity[1].lower()))
+        if not found:
+            return None
+        return min(found, key=lambda e: _HEALTH_RANK[_health(e.provisioning_state)])
 
     def ext_ev(self, ext: Extension) -> Evidence:
         return self.ev(Source.EXTENSIONS, ext.id, "properties.provisioningState",
@@ -1265,10 +1277,10 @@ BY_ID: Mapping[str, Capability] = MappingProxyType({c.id: c for c in CATALOG})
 _KIND_NAMES = {Kind.VM: "Azure VMs", Kind.ARC: "Arc servers"}
 
 
-def _missing_reason(ctx: FleetContext, sub: str, cap: Capability) -> str | None:
+def _missing_reason(view: _View, cap: Capability) -> str | None:
     reasons = []
     for source in cap.sources:
-        status = ctx.source(sub, source)
+        status = view.status(source)
         if source in PER_SERVER_SOURCES:
             if status.error:
                 reasons.append(f"{source.value}: {status.error}")
@@ -1284,7 +1296,7 @@ def _evaluate(view: _View) -> dict[str, CapabilityState]:
         if view.kind not in cap.applies_to:
             out[cap.id] = _result(cap.id, State.NOT_APPLICABLE, [f"not available for {_KIND_NAMES[view.kind]}"])
             continue
-        reason = _missing_reason(view.ctx, view.sub, cap)
+        reason = _missing_reason(view, cap)
         if reason is not None:
             out[cap.id] = _result(cap.id, State.UNKNOWN, [f"unknown: {reason}"], unknown_reason=reason)
             continue

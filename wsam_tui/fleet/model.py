@@ -31,6 +31,8 @@ def clean_text(value: Any, *, limit: int | None = None, keep_newlines: bool = Fa
     if value is None:
         return ""
     text = value if isinstance(value, str) else str(value)
+    if text.isprintable():  # the common case: nothing to strip (every character removed below is non-printable)
+        return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
     if not keep_newlines:
         text = _NEWLINES.sub(" ", text)
     text = _ESCAPES.sub("", text)
