@@ -511,6 +511,7 @@ case("running-arg-row", "runcommand", Kind.VM, lambda: RawServer(arg_row(vm())),
 case("stopped", "runcommand", Kind.VM, lambda: RawServer(vm(power="stopped")), State.OFF)
 case("deallocated", "runcommand", Kind.VM, lambda: RawServer(arg_row(vm(power="deallocated"))), State.OFF)
 case("starting", "runcommand", Kind.VM, lambda: RawServer(vm(power="starting")), State.PARTIAL)
+case("power-unknown", "runcommand", Kind.VM, lambda: RawServer(vm(power="unknown")), State.UNKNOWN)
 case("connected", "runcommand", Kind.ARC, lambda: RawServer(arc()), State.ON, summary=["Connected since"])
 case("error", "runcommand", Kind.ARC, lambda: RawServer(arc(status="Error")), State.PARTIAL)
 for status in ("Disconnected", "Expired", "AwaitingConnection"):

@@ -1033,6 +1033,9 @@ def _runcommand(v: _View) -> CapabilityState:
     if not power:
         return _result("runcommand", State.UNKNOWN, ["no power state in the document"], ev,
                        unknown_reason="no power state in the document")
+    if power == "unknown":
+        return _result("runcommand", State.UNKNOWN, ["Azure reports the power state as unknown"], ev,
+                       unknown_reason="power state unknown (PowerState/unknown)")
     if power in ("stopped", "deallocated", "stopping", "deallocating"):
         return _result("runcommand", State.OFF, [f"VM {power}"], ev)
     if power != "running":
