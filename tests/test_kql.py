@@ -416,6 +416,17 @@ class TestWhere:
         with pytest.raises(KqlError, match="must be boolean"):
             parse("t | where 1")
 
+    def test_long_generated_chains(self):
+        ors = " or ".join(f"a == {i}" for i in range(3000))
+        assert col(q(f"t | where {ors} | project a", t=T(a=[2999, -1, 7])), "a") == [2999, 7]
+        ands = " and ".join(f"a != {i}" for i in range(3000))
+        assert col(q(f"t | where {ands} | project a", t=T(a=[2999, -1, 7])), "a") == [-1]
+        assert col(q(f"t | extend ok = {ors} | project ok", t=T(a=[1, -1])), "ok") == [True, False]
+
+    def test_deep_nesting_is_a_syntax_error_not_a_crash(self):
+        with pytest.raises(KqlSyntaxError, match="nested too deeply"):
+            parse("t | where " + "(" * 5000 + "a" + ")" * 5000 + " == 1")
+
     def test_filter_alias(self):
         assert len(q("t | filter a == 1", t=T(a=[1, 2])).rows) == 1
 

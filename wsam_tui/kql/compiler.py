@@ -53,6 +53,9 @@ _NAME_PRESERVING = {
 
 _SCALAR_TYPES = ("string", "long", "real", "bool", "datetime", "timespan")
 
+_AGG_EXPR_MSG = ("expressions over aggregation results are not supported in summarize; "
+                 "name the aggregation and compute with extend afterwards")
+
 
 # ============================================================================ runtime context
 
@@ -227,6 +230,8 @@ class _Compiler:
         self.checks: list = []
 
     def err(self, code: str, msg: str, pos: int | None) -> KqlError:
+        if code.startswith("Unsupported"):
+            return KqlUnsupportedError(code, msg, pos, text=self.text)
         return KqlError(code, msg, pos, text=self.text)
 
     # ------------------------------------------------------------------ pipelines
@@ -275,16 +280,16 @@ class _Compiler:
 
     # ------------------------------------------------------------------ where
     def where(self, op: A.Where, scope: Scope) -> tuple[Scope, Callable]:
+        # Top-level `and` terms become successive filters (cheapest evaluation, no recursion).
         conjuncts: list[A.Expr] = []
-
-        def flatten(e: A.Expr) -> None:
+        stack: list[A.Expr] = [op.predicate]
+        while stack:
+            e = stack.pop()
             if isinstance(e, A.Binary) and e.op == "and":
-                flatten(e.left)
-                flatten(e.right)
+                stack.append(e.right)
+                stack.append(e.left)
             else:
                 conjuncts.append(e)
-
-        flatten(op.predicate)
         preds = []
         for e in conjuncts:
             ce = self.expr(e, scope)
@@ -451,15 +456,13 @@ class _Compiler:
     def aggregate(self, e: A.Expr, scope: Scope) -> Agg:
         if not isinstance(e, A.Call):
             if self.contains_aggregate(e):
-                raise self.err("UnsupportedOperator", "expressions over aggregation results are not supported in summarize; "
-                               "name the aggregation and compute with extend afterwards", e.pos)
+                raise KqlUnsupportedError("UnsupportedOperator", _AGG_EXPR_MSG, e.pos, text=self.text)
             raise self.err("InvalidQuery", "summarize expects an aggregation function such as count() or make_list(x)", e.pos)
         if e.name in UNSUPPORTED_AGGREGATES:
             raise KqlUnsupportedError("UnsupportedFunction", f"aggregation function '{e.name}' is not supported", e.pos, text=self.text)
         if e.name not in AGGREGATES:
             if any(self.contains_aggregate(a) for a in e.args):
-                raise self.err("UnsupportedOperator", "expressions over aggregation results are not supported in summarize; "
-                               "name the aggregation and compute with extend afterwards", e.pos)
+                raise KqlUnsupportedError("UnsupportedOperator", _AGG_EXPR_MSG, e.pos, text=self.text)
             raise self.err("InvalidQuery", f"summarize expects an aggregation function, '{e.name}' is not one", e.pos)
         args = []
         for a in e.args:
@@ -482,7 +485,10 @@ class _Compiler:
 
     # ------------------------------------------------------------------ sort / top / take
     def count_arg(self, e: A.Expr, what: str) -> int:
-        ce = self.expr(e, Scope({}))
+        try:
+            ce = self.expr(e, Scope({}))
+        except KqlError:
+            ce = CE(lambda r: None, "any")
         n = to_long(ce.value) if ce.const and ce.value.__class__ is int else None
         if n is None or n < 0:
             raise self.err("InvalidQuery", f"{what}: the row count must be a non-negative integer constant", e.pos)
@@ -742,10 +748,23 @@ class _Compiler:
     def binary(self, e: A.Binary, scope: Scope) -> CE:
         op = e.op
         if op in ("and", "or"):
-            a, b = self.expr(e.left, scope), self.expr(e.right, scope)
-            self.require_bool(a, e.left, f"'{op}'")
-            self.require_bool(b, e.right, f"'{op}'")
-            return _logic(op, a, b)
+            # Flatten `a or b or c ...` (left-deep from the parser) without recursion: generated
+            # queries can chain thousands of terms.
+            nodes: list[A.Expr] = []
+            stack: list[A.Expr] = [e]
+            while stack:
+                n = stack.pop()
+                if isinstance(n, A.Binary) and n.op == op:
+                    stack.append(n.right)
+                    stack.append(n.left)
+                else:
+                    nodes.append(n)
+            operands = []
+            for n in nodes:
+                ce = self.expr(n, scope)
+                self.require_bool(ce, n, f"'{op}'")
+                operands.append(ce)
+            return _logic(op, operands)
         a, b = self.expr(e.left, scope), self.expr(e.right, scope)
         if op in ("+", "-", "*", "/", "%"):
             for x, node in ((a, e.left), (b, e.right)):
@@ -867,31 +886,34 @@ def _neg(v: object) -> object:
     return None
 
 
-def _logic(op: str, a: CE, b: CE) -> CE:
-    fa, fb = a.fn, b.fn
+def _logic(op: str, operands: list[CE]) -> CE:
+    """Three-valued n-ary and/or: false (resp. true) wins; otherwise any null makes the result null."""
+    fns = [c.fn for c in operands]
     if op == "and":
         def impl_and(r):
-            x = fa(r)
-            if x is False:
-                return False
-            y = fb(r)
-            if y is False:
-                return False
-            return True if (x is True and y is True) else None
+            result: bool | None = True
+            for f in fns:
+                x = f(r)
+                if x is False:
+                    return False
+                if x is not True:
+                    result = None
+            return result
 
         ce = CE(impl_and, "bool")
     else:
         def impl_or(r):
-            x = fa(r)
-            if x is True:
-                return True
-            y = fb(r)
-            if y is True:
-                return True
-            return False if (x is False and y is False) else None
+            result: bool | None = False
+            for f in fns:
+                x = f(r)
+                if x is True:
+                    return True
+                if x is not False:
+                    result = None
+            return result
 
         ce = CE(impl_or, "bool")
-    if a.const and b.const:
+    if all(c.const for c in operands):
         return const(ce.fn({}), "bool")
     return ce
 

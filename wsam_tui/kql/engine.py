@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from .compiler import CompiledQuery, Ctx, _materialize, compile_query
-from .errors import KqlError
+from .errors import KqlError, KqlSyntaxError
 from .functions import NOW
 from .parser import parse_query
 from .values import render
@@ -56,7 +56,10 @@ def parse(query_text: str) -> CompiledQuery:
 
 @lru_cache(maxsize=256)
 def _parse_cached(query_text: str) -> CompiledQuery:
-    return compile_query(query_text, parse_query(query_text))
+    try:
+        return compile_query(query_text, parse_query(query_text))
+    except RecursionError:
+        raise KqlSyntaxError("the query is nested too deeply") from None
 
 
 def run(query: str | CompiledQuery, tables: Mapping[str, TableSource], *, now: datetime | None = None) -> KqlResult:

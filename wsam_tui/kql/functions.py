@@ -354,7 +354,7 @@ def _b_now(name: str, args: list[CE]) -> CE:
     _arity(name, args, 0, 1)
     if args:
         off = args[0]
-        if off.type not in ("timespan", "any", "dynamic"):
+        if off.type not in ("timespan", "any", "dynamic") or (off.const and off.value.__class__ is not timedelta):
             raise FuncError("InvalidQuery", "function 'now' expects a timespan offset")
         g = off.fn
         return CE(lambda r: _add_td(NOW.get(), g(r)), "datetime")
@@ -376,6 +376,8 @@ def _b_ago(name: str, args: list[CE]) -> CE:
         td = a.value
         if td is None:
             return const(None, "datetime")
+        if td.__class__ is not timedelta:
+            raise FuncError("InvalidQuery", "function 'ago' expects a timespan such as 1d, 3h or 30m")
         return CE(lambda r: get() - td, "datetime")
     g = a.fn
 
