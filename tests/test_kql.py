@@ -559,6 +559,10 @@ class TestSummarize:
         r = q("t | summarize s = sum(v) by k", t=rows)
         assert r.rows == [{"k": None, "s": 4}, {"k": {"a": 1}, "s": 6}]
 
+    def test_make_list_of_datetimes_holds_rendered_strings(self):
+        r = q("t | summarize l = make_list(todatetime(a)), s = make_set(b)", t=T(a=["2024-01-01"], b=[1]))
+        assert r.rows == [{"l": ["2024-01-01T00:00:00.0000000Z"], "s": [1]}]
+
     def test_make_set_dedupes_dynamic_values_and_bin(self):
         rows = T(x=[{"a": 1}, {"a": 1}, [1]], t=[0, 5, 12])
         r = q("t | summarize make_set(x), make_list(x, 2) by b = bin(t, 10) | order by b asc", t=rows)
@@ -724,6 +728,8 @@ class TestFunctions:
         assert self.f("todynamic(a)", a="not json") == "not json"
         assert self.f("bag_pack('a', 1, 'b', a)", a="x") == {"a": 1, "b": "x"}
         assert self.f("pack('t', datetime(2024-01-01))") == {"t": "2024-01-01T00:00:00.0000000Z"}
+        assert self.f("bag_pack('t', todatetime(a), 'a', a, 'd', 1d)", a="2024-01-01") == {
+            "t": "2024-01-01T00:00:00.0000000Z", "a": "2024-01-01", "d": "1.00:00:00"}
         assert self.f("pack_array(1, a)", a="x") == [1, "x"]
         assert [self.f("gettype(a)", a=v) for v in ("s", 1, 1.5, True, {}, [], None)] == [
             "string", "long", "real", "bool", "dictionary", "array", "null"]

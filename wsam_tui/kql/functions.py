@@ -409,12 +409,27 @@ def _b_trim(name: str, args: list[CE]) -> CE:
     return _lift(name, impl, [args[1]], "string")
 
 
+# Static types whose values are never datetime/timespan objects (no conversion needed in dynamic values).
+PLAIN_TYPES = frozenset({"dynamic", "string", "long", "real", "bool"})
+
+
 def _b_pack(name: str, args: list[CE]) -> CE:
     if len(args) % 2:
         raise FuncError("InvalidQuery", f"function '{name}' expects key/value pairs")
     for k in args[0::2]:
         if k.type not in ("string", "any", "dynamic"):
             raise FuncError("InvalidQuery", f"function '{name}': keys must be strings")
+    keys, vals = args[0::2], args[1::2]
+    if all(k.const for k in keys) and not all(v.const for v in vals):
+        # Constant keys (the usual case): generate one dict display.
+        ns: dict = {"_e": to_dynamic_element}
+        parts = []
+        for i, (k, v) in enumerate(zip(keys, vals, strict=True)):
+            ns[f"_v{i}"] = v.fn
+            expr = f"_v{i}(r)" if v.type in PLAIN_TYPES else f"_e(_v{i}(r))"
+            parts.append(f"{to_str(k.value)!r}: {expr}")
+        exec("def pack(r):\n    return {" + ", ".join(parts) + "}", ns)
+        return CE(ns["pack"], "dynamic")
 
     def impl(*vals):
         return {to_str(vals[i]): to_dynamic_element(vals[i + 1]) for i in range(0, len(vals), 2)}
@@ -532,9 +547,14 @@ def build_aggregate(name: str, args: list[CE], arg_names: list[str | None]) -> A
             limit = lv
         if name == "make_list":
 
-            def make_list(rows):
-                out = [to_dynamic_element(v) for r in rows if (v := f(r)) is not None]
-                return out[:limit]
+            if args[0].type in PLAIN_TYPES:
+                def make_list(rows):
+                    out = [v for r in rows if (v := f(r)) is not None]
+                    return out if len(out) <= limit else out[:limit]
+            else:
+                def make_list(rows):
+                    out = [to_dynamic_element(v) for r in rows if (v := f(r)) is not None]
+                    return out if len(out) <= limit else out[:limit]
 
             return Agg(make_list, f"list_{suffix}", "dynamic")
 
