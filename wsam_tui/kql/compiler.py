@@ -17,6 +17,8 @@ Design (why it is fast):
 from __future__ import annotations
 
 import heapq
+import math
+import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -978,8 +980,6 @@ def _arith_impl(op: str) -> Callable:
             m = abs(x) % abs(y)
             return m if x >= 0 else -m
         if (cx is int or cx is float) and (cy is int or cy is float):
-            import math
-
             return None if y == 0 else math.fmod(x, y)
         return None
 
@@ -1051,9 +1051,7 @@ _FAST_ORDER_CLASSES = (int, float, str, datetime, timedelta)
 
 def _ordering(op: str, a: CE, b: CE) -> CE:
     test = _ORDER_OPS[op]
-    import operator as _op
-
-    pyop = {"<": _op.lt, "<=": _op.le, ">": _op.gt, ">=": _op.ge}[op]
+    pyop = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}[op]
 
     def impl(x, y):
         cx = x.__class__

@@ -7,6 +7,7 @@ are merged into single identifier tokens here so the parser sees one word.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -263,8 +264,6 @@ def parse_timespan_text(s: str) -> timedelta | None:
     s = s.strip()
     if not s:
         return None
-    import re
-
     m = re.fullmatch(r"(\d+(?:\.\d+)?)([a-z]+)?", s)
     if m:
         unit = m.group(2) or "d"  # a bare number in timespan() means days
