@@ -57,9 +57,10 @@ async def test_extension_install_through_poller_then_visible_in_resource_graph(s
     async with compute(scenario_sim, credential) as c:
         poller = await c.virtual_machine_extensions.begin_create_or_update(
             "rg-web", "web-01", "AzureMonitorWindowsAgent",
-            {"location": "westeurope", "publisher": "Microsoft.Azure.Monitor", "type_properties_type": "AzureMonitorWindowsAgent",
-             "type_handler_version": "1.2", "auto_upgrade_minor_version": True, "enable_automatic_upgrade": True,
-             "protected_settings": {"secret": "do-not-store"}},
+            {"location": "westeurope", "properties": {
+                "publisher": "Microsoft.Azure.Monitor", "type": "AzureMonitorWindowsAgent", "typeHandlerVersion": "1.2",
+                "autoUpgradeMinorVersion": True, "enableAutomaticUpgrade": True,
+                "protectedSettings": {"secret": "do-not-store"}}},
         )
         ext = await poller.result()
     assert ext.provisioning_state == "Succeeded"
@@ -88,8 +89,8 @@ async def test_arc_extension_install_and_failed_operation_surfaces(scenario_sim,
     async with compute(scenario_sim, credential) as c:
         poller = await c.virtual_machine_extensions.begin_create_or_update(
             "rg-web", "web-02", "MDE.Windows",
-            {"location": "westeurope", "publisher": "Microsoft.Azure.AzureDefenderForServers", "type_properties_type": "MDE.Windows",
-             "type_handler_version": "1.0"},
+            {"location": "westeurope", "properties": {
+                "publisher": "Microsoft.Azure.AzureDefenderForServers", "type": "MDE.Windows", "typeHandlerVersion": "1.0"}},
         )
         with pytest.raises(HttpResponseError) as err:
             await poller.result()
@@ -112,7 +113,7 @@ async def test_run_command_v2_on_both_kinds(scenario_sim, credential):
     async with compute(scenario_sim, credential) as c:
         poller = await c.virtual_machine_run_commands.begin_create_or_update(
             "rg-web", "web-03", "wsam-check",
-            {"location": "westeurope", "source": {"script": "hostname"}, "async_execution": False},
+            {"location": "westeurope", "properties": {"source": {"script": "hostname"}, "asyncExecution": False}},
         )
         rc = await poller.result()
         assert rc.provisioning_state == "Succeeded"
@@ -133,7 +134,7 @@ async def test_run_command_v2_on_both_kinds(scenario_sim, credential):
 async def test_legacy_run_command_to_completion(scenario_sim, credential):
     async with compute(scenario_sim, credential) as c:
         poller = await c.virtual_machines.begin_run_command(
-            "rg-web", "web-04", {"command_id": "RunPowerShellScript", "script": ["hostname"]})
+            "rg-web", "web-04", {"commandId": "RunPowerShellScript", "script": ["hostname"]})
         result = await poller.result()
     stdout = next(s for s in result.value if "StdOut" in s.code)
     assert "web-04" in stdout.message
@@ -155,8 +156,8 @@ async def test_assess_patches_returns_result_for_both_kinds(scenario_sim, creden
 async def test_install_patches_changes_next_assessment(scenario_sim, credential):
     async with compute(scenario_sim, credential) as c:
         poller = await c.virtual_machines.begin_install_patches("rg-web", "web-01", {
-            "maximum_duration": "PT2H", "reboot_setting": "IfRequired",
-            "windows_parameters": {"classifications_to_include": ["Critical", "Security"]}})
+            "maximumDuration": "PT2H", "rebootSetting": "IfRequired",
+            "windowsParameters": {"classificationsToInclude": ["Critical", "Security"]}})
         installed = await poller.result()
         assert installed.installed_patch_count == 2
         assert installed.not_selected_patch_count == 1
