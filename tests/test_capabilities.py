@@ -999,16 +999,22 @@ def test_os_name_from_image(image, name: str) -> None:
 # ---- the generated demo fleet -------------------------------------------------------------------
 
 
-def test_generated_fleet_reaches_every_state() -> None:
+@pytest.fixture(scope="module")
+def generated():
+    """The demo fleet generator's output, read back through the simulator's Resource Graph rows."""
     fleetgen = pytest.importorskip("wsam_tui.sim.fleetgen")
     from wsam_tui.sim.state import SimState
 
     fleet = fleetgen.generate_fleet(400, 7)
-    state = SimState(fleet)
-    raws, ctx = raw_servers_from_sim(state)
+    now = datetime.strptime(fleet["generator"]["generatedAt"][:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    raws, ctx = raw_servers_from_sim(SimState(fleet, rebase_time=False), now)
+    return fleetgen, fleet, now, [build_server(raw, ctx) for raw in raws]
+
+
+def test_generated_fleet_reaches_every_state(generated) -> None:
+    _, _, _, servers = generated
     seen: dict[tuple[str, Kind], set[State]] = {}
-    for raw in raws:
-        server = build_server(raw, ctx)
+    for server in servers:
         for cap_id, cs in server.capabilities.items():
             seen.setdefault((cap_id, server.kind), set()).add(cs.state)
     missing = []
@@ -1020,19 +1026,36 @@ def test_generated_fleet_reaches_every_state() -> None:
     assert not missing, missing
 
 
-def raw_servers_from_sim(state) -> tuple[list[RawServer], FleetContext]:
-    """RawServers from the simulator's Resource Graph rows, joined per machine as the inventory does."""
+def test_generated_fleet_agrees_with_the_generators_own_reading(generated) -> None:
+    """fleetgen.classify_fleet restates docs/capabilities.md over the fleet file independently; both
+    readings must agree. The one expected difference: a VM whose agent is Not Ready is partial from
+    its ARM document, but Resource Graph rows carry no agent status, so it reads on + agent-unverified."""
+    fleetgen, fleet, now, servers = generated
+    theirs = fleetgen.classify_fleet(fleet, now=now)
+    disagreements = []
+    for server in servers:
+        for column, expected in theirs[server.id].items():
+            got = server.capabilities[column]
+            if got.state.value == expected:
+                continue
+            if (column, server.kind, expected, got.state) == ("runcommand", Kind.VM, "partial", State.ON) \
+                    and "agent-unverified" in got.flags:
+                continue
+            disagreements.append((server.name, column, expected, got.state.value, got.summary))
+    assert not disagreements, disagreements[:10]
+
+
+def raw_servers_from_sim(state, now: datetime) -> tuple[list[RawServer], FleetContext]:
+    """RawServers from the simulator's Resource Graph rows, joined per machine as the inventory does;
+    the in-guest probe's answer from the simulated guest's facts."""
+    from wsam_tui.sim.state import machine_id_of
     rows = [row for table in state.arg.values() for per_sub in table.values() for row in per_sub.values()]
     machines = {r["id"].lower(): RawServer(machine=r) for r in rows
                 if r["type"] in ("microsoft.compute/virtualmachines", "microsoft.hybridcompute/machines")}
 
     def owner(rid: str) -> RawServer | None:
-        low = rid.lower()
-        for marker in ("/extensions/", "/patchassessmentresults/", "/providers/"):
-            head = low.split(marker, 1)[0]
-            if head in machines:
-                return machines[head]
-        return None
+        mid = machine_id_of(rid)
+        return machines.get(mid.lower()) if mid and mid.lower() != rid.lower() else None
 
     dcrs, sentinel, sub_pricing = {}, set(), {}
     for r in rows:
@@ -1083,7 +1106,13 @@ def raw_servers_from_sim(state) -> tuple[list[RawServer], FleetContext]:
     for srv in machines.values():
         if srv.pricing is None:
             srv.pricing = sub_pricing.get(srv.machine["subscriptionId"].lower())
-    now = datetime.now(UTC)
+        guest = state.sim_for(srv.machine["id"]).get("guest")
+        if isinstance(guest, dict):
+            srv.in_guest = {"fetchedAt": iso(now - timedelta(hours=1)),
+                            "azureNetworkAdapter": bool(guest.get("azureNetworkAdapter")),
+                            "extendedNetwork": bool(guest.get("extendedNetwork")),
+                            "storageReplica": "Storage-Replica" in (guest.get("windowsFeatures") or []),
+                            "smbOverQuic": bool(guest.get("smbOverQuic"))}
     subs = {srv.machine["subscriptionId"].lower() for srv in machines.values()}
     sources = {(s, src): SourceStatus(fetched_at=now) for s in subs for src in Source if src is not Source.IN_GUEST}
     ctx = FleetContext(now=now, dcrs=dcrs, sentinel_workspaces=frozenset(sentinel), sources=sources)
