@@ -94,7 +94,7 @@ def test_store_is_private_and_holds_no_secret(make_sim, tmp_path, capsys):
     from wsam_tui.inventory import SIMULATOR_TOKEN
 
     fleet = scenario_fleet()
-    running = make_sim(fleet)
+    running = make_sim(fleet, graph_quota=False)
     cache = tmp_path / "cache"
     code, _, _ = export(capsys, running, cache)
     assert code in (0, 3)
@@ -107,7 +107,7 @@ def test_store_is_private_and_holds_no_secret(make_sim, tmp_path, capsys):
 
 
 def test_corrupted_cache_is_set_aside_and_rebuilt(make_sim, tmp_path, capsys):
-    running = make_sim(scenario_fleet())
+    running = make_sim(scenario_fleet(), graph_quota=False)
     cache = tmp_path / "cache"
     export(capsys, running, cache)
     db = cache / "cache.db"
@@ -117,3 +117,15 @@ def test_corrupted_cache_is_set_aside_and_rebuilt(make_sim, tmp_path, capsys):
     assert code in (0, 3)
     assert len(rows_of(out)) > 0
     assert list(tmp_path.glob("cache.corrupt-*")), "the damaged cache is kept aside for inspection"
+
+
+def test_resource_graph_quota_is_respected_not_hit(make_sim, tmp_path, capsys):
+    """With the quota on, two refreshes need more queries than one window allows: the client waits for the
+    window the quota headers announce instead of running into 429s."""
+    running = make_sim(scenario_fleet())
+    for n in range(2):
+        code, _, err = export(capsys, running, tmp_path / f"cache{n}")
+        assert code == 3, err  # the denied subscription
+    graph_calls = [e for e in running.sim.log.entries if "resourcegraph" in e["path"].lower()]
+    assert len(graph_calls) > 15
+    assert not [e for e in graph_calls if e["status"] == 429]

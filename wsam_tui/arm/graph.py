@@ -245,10 +245,24 @@ async def fetch_sources(transport: ArmTransport, subscriptions: Sequence[str], *
                 if len(subs) == 1 or e.status not in (400, 403, 404):
                     out.append(SourceResult(q.source, subs, [], e))
                     return
+                error = e
+                named = _named_subscriptions(e, subs)
+        if named:
+            # The error names the subscriptions it refuses: they fail, the rest of the batch runs again.
+            out.append(SourceResult(q.source, tuple(named), [], error))
+            rest = tuple(s for s in subs if s not in named)
+            if rest:
+                await one(q, rest)
+            return
         await asyncio.gather(*(one(q, (s,)) for s in subs))
 
     await asyncio.gather(*(one(q, b) for q in wanted for b in batches))
     return out
+
+
+def _named_subscriptions(error: ArmHttpError, subs: Sequence[str]) -> list[str]:
+    text = str(error.body or "").lower() + error.message.lower()
+    return [s for s in subs if s.lower() in text]
 
 
 def unflatten_machine(row: dict) -> dict:

@@ -77,11 +77,13 @@ class GraphQuota:
     def take(self, caller: str) -> tuple[bool, int, float]:
         """Returns (allowed, remaining, seconds until the window resets)."""
         now = self.clock()
+        if not self.enabled:
+            return True, self.limit, self.window_s
         start, used = self._windows.get(caller, (now, 0))
         if now - start >= self.window_s:
             start, used = now, 0
         resets_after = max(0.0, self.window_s - (now - start))
-        if self.enabled and used >= self.limit:
+        if used >= self.limit:
             self._windows[caller] = (start, used)
             return False, 0, resets_after
         used += 1
