@@ -90,6 +90,7 @@ class _Budget:
         self.updated = now
 
 
+GRAPH_QUOTA, GRAPH_WINDOW_S = 15, 5.0  # Resource Graph: about 15 queries per 5 s per user (arm-api.md §5)
 BUDGETS = {"reads": (250.0, 25.0), "writes": (200.0, 10.0), "deletes": (200.0, 10.0)}
 
 
@@ -120,7 +121,7 @@ class ArmTransport:
         self._budgets: dict[tuple[str, str], _Budget] = {}
         self._budget_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._graph_lock = asyncio.Lock()
-        self._graph_remaining: int | None = None
+        self._graph_remaining = GRAPH_QUOTA
         self._graph_resets_at = 0.0
         self.request_ids: list[str] = []  # recent request ids, newest last (bounded)
         self.stats = {"requests": 0, "retries": 0, "throttled": 0, "budget_waits": 0.0}
@@ -171,27 +172,32 @@ class ArmTransport:
                 budget.observe(int(value), time.monotonic())
 
     async def _wait_for_graph_quota(self) -> None:
+        """Mirror of the caller's Resource Graph quota: spend one per query, wait for the window to reset when
+        spent. Headers correct the mirror (another process of the same user may share the quota)."""
         async with self._graph_lock:
-            if self._graph_remaining is not None and self._graph_remaining <= 0:
-                wait = self._graph_resets_at - time.monotonic()
+            now = time.monotonic()
+            if self._graph_resets_at and now >= self._graph_resets_at:
+                self._graph_remaining, self._graph_resets_at = GRAPH_QUOTA, 0.0
+            if self._graph_remaining <= 0:
+                wait = (self._graph_resets_at or now + GRAPH_WINDOW_S) - now
                 if wait > 0:
+                    self.stats["budget_waits"] += wait
                     self._emit("budget-wait", "Resource Graph", wait, f"waiting {wait:.1f} s: Resource Graph quota is spent")
                     await self.sleep(wait)
-                self._graph_remaining = None
-            elif self._graph_remaining is not None:
-                self._graph_remaining -= 1
+                self._graph_remaining, self._graph_resets_at = GRAPH_QUOTA, 0.0
+            self._graph_remaining -= 1
+            if not self._graph_resets_at:
+                self._graph_resets_at = time.monotonic() + GRAPH_WINDOW_S
 
     def _observe_graph_quota(self, headers: httpx.Headers) -> None:
         remaining = headers.get("x-ms-user-quota-remaining")
         resets = headers.get("x-ms-user-quota-resets-after")
         if remaining is None:
             return
-        try:
-            self._graph_remaining = int(remaining)
-            h, m, s = (int(x) for x in (resets or "0:0:0").split(":"))
-            self._graph_resets_at = time.monotonic() + h * 3600 + m * 60 + s
-        except ValueError:
-            pass
+        with contextlib.suppress(ValueError):
+            h, m, sec = (int(x) for x in (resets or "0:0:0").split(":"))
+            self._graph_remaining = min(self._graph_remaining, int(remaining))
+            self._graph_resets_at = time.monotonic() + h * 3600 + m * 60 + sec
 
     # ---- requests -----------------------------------------------------------------------------------
 
