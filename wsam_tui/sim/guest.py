@@ -78,6 +78,7 @@ non-terminating errors; the simulator's contract asks for 1 so that a failed pro
 from __future__ import annotations
 
 import contextlib
+import decimal
 import hashlib
 import ipaddress
 import json
@@ -269,7 +270,7 @@ _BUILDS: dict[int, _Build] = {
                    ("KB5034127", 5329, "2024-01-09"), ("KB5034768", 5458, "2024-02-13"),
                    ("KB5035849", 5576, "2024-03-12"), ("KB5036896", 5696, "2024-04-09"),
                    ("KB5037765", 5820, "2024-05-14"), ("KB5039217", 5936, "2024-06-11")),
-                  (("KB5005112", "Update", "2021-08-10"), ("KB5034439", "Update", "2024-01-09"))),
+                  (("KB5005112", "Update", "2021-08-10"), ("KB5034657", "Update", "2024-01-09"))),
     20348: _Build("2022", 20348, "10.0", "2009", "21H2", "20348.1.amd64fre.fe_release.210507-1500", "00454", None,
                   (("KB5032198", 2113, "2023-11-14"), ("KB5033118", 2159, "2023-12-12"),
                    ("KB5034129", 2227, "2024-01-09"), ("KB5034770", 2322, "2024-02-13"),
@@ -1371,10 +1372,14 @@ def _to_str(v: Any) -> str:
     return str(v)
 
 
+_DISPLAY_PROPERTY = {"ServiceController": "Name", "HotFix": "HotFixID", "Feature": "Name", "NetAdapter": "Name"}
+
+
 def _cell(v: Any) -> str:
     """How a value shows in a table cell or a list line."""
     if isinstance(v, list):
-        shown = ", ".join(_cell(x) for x in v[:4])
+        shown = ", ".join(_cell(x.find(_DISPLAY_PROPERTY[x.type])[1]) if isinstance(x, _Obj) and x.type in _DISPLAY_PROPERTY
+                          else _cell(x) for x in v[:4])
         return "{" + shown + ("..." if len(v) > 4 else "") + "}"
     if isinstance(v, datetime):
         return _dt_general(v)
@@ -1707,6 +1712,8 @@ _INDEX_RE = re.compile(r"\[\s*(-?\d+)\s*\]")
 _REDIR_RE = re.compile(r"(?:[*1-6])?>>?(?:&[12])?")
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PARAM_RE = re.compile(r"[A-Za-z_?][A-Za-z0-9_?]*")
+_OPERANDS = frozenset(("VAR", ")", "MEMBER", "NUM", "STR", "XSTR", "INDEX"))
+_OPERATOR_NEXT = frozenset(" \t0123456789$(\"'" + _QUOTES_S + _QUOTES_D)
 _MULT = {"kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3, "tb": 1024 ** 4, "pb": 1024 ** 5}
 
 
@@ -1773,6 +1780,7 @@ def _lex(src: str) -> list[_Tok]:
     toks: list[_Tok] = []
     i, n = 0, len(src)
     space = True
+    nesting: list[str] = []  # open brackets, to know when a word is a hashtable key
 
     def emit(kind: str, value: Any, start: int, end: int) -> None:
         toks.append(_Tok(kind, value, start, end, space))
@@ -1826,9 +1834,14 @@ def _lex(src: str) -> list[_Tok]:
                 i += 1
         elif c in "(){},":
             emit(c, None, i, i + 1)
+            if c in "({":
+                nesting.append(c)
+            elif c in ")}" and nesting:
+                nesting.pop()
             i += 1
         elif c == "@" and i + 1 < n and src[i + 1] in "({":
             emit("@" + src[i + 1], None, i, i + 2)
+            nesting.append("@" + src[i + 1])
             i += 2
         elif c == "@" and i + 1 < n and src[i + 1] in _QUOTES_D + _QUOTES_S:
             quote_double = src[i + 1] in _QUOTES_D
@@ -1841,6 +1854,7 @@ def _lex(src: str) -> list[_Tok]:
             i = end
         elif c == "$" and i + 1 < n and src[i + 1] == "(":
             emit("$(", None, i, i + 2)
+            nesting.append("(")
             i += 2
         elif c == "$" and (m := _VAR_RE.match(src, i)):
             emit("VAR", m[1] if m[1] is not None else m[2], i, m.end())
@@ -1897,6 +1911,10 @@ def _lex(src: str) -> list[_Tok]:
             op = "=" if c == "=" else src[i:i + 2]
             emit("=", op, i, i + len(op))
             i += len(op)
+        elif (c in "+*/%" or c in _DASHES) and prev is not None and prev.kind in _OPERANDS and (
+                i + 1 >= n or src[i + 1] in _OPERATOR_NEXT):
+            emit("WORD", "-" if c in _DASHES else c, i, i + 1)  # a binary operator after an operand
+            i += 1
         elif c == "!" and src[i:i + 2] != "!=":
             emit("OP", "!", i, i + 1)
             i += 1
@@ -1907,7 +1925,7 @@ def _lex(src: str) -> list[_Tok]:
             i = j + (1 if colon else 0)
         elif (c.isdigit() or (c in _DASHES and i + 1 < n and src[i + 1].isdigit())) and (
                 m := _NUM_RE.match(src, i + (1 if c in _DASHES else 0))) and (
-                m.end() == n or src[m.end()] in _WORD_STOP or src.startswith("..", m.end()) or src[m.end()] == "]"):
+                m.end() == n or src[m.end()] in _WORD_STOP or src.startswith("..", m.end()) or src[m.end()] in "]+-*/%"):
             text = m[1]
             value: Any = int(text, 16) if text.lower().startswith("0x") else (
                 float(text) if any(ch in text for ch in ".eE") else int(text))
@@ -1918,7 +1936,8 @@ def _lex(src: str) -> list[_Tok]:
         else:
             buf = []
             j = i
-            while j < n and src[j] not in _WORD_STOP:
+            in_hash = bool(nesting) and nesting[-1] == "@{"
+            while j < n and src[j] not in _WORD_STOP and not (in_hash and src[j] == "="):
                 if src[j] == "`" and j + 1 < n:
                     buf.append(src[j + 1])
                     j += 2
@@ -2555,6 +2574,7 @@ class _Call:
     input: list[Any] | None
     node: _Cmd
     ea: str
+    raw: list[tuple[str, str | None, Any]] = field(default_factory=list)
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.args.get(key, default)
@@ -2827,6 +2847,10 @@ def _format_value(v: Any, spec: str) -> str:
             return f"{n:{',' if ',' in spec else ''}.{decimals}f}"
         return _to_str(v)
     kind, digits = m[1].upper(), m[2]
+    if kind in ("N", "F", "P") and isinstance(n, float) and math.isfinite(n):
+        # .NET rounds midpoints away from zero when formatting (1.25 -> "1.3"); Python rounds to even
+        places = int(digits or 2) + (2 if kind == "P" else 0)
+        n = float(decimal.Decimal(repr(n)).quantize(decimal.Decimal(1).scaleb(-places), decimal.ROUND_HALF_UP))
     if kind == "N":
         return f"{n:,.{int(digits or 2)}f}"
     if kind == "F":
@@ -2889,8 +2913,8 @@ class _Interp:
                     raise
                 except RecursionError:
                     self.unrec.append("<statement too deeply nested>")
-                except Exception:  # an interpreter gap must never fail the run: treat as unrecognised
-                    self.unrec.append(_stmt_label(s))
+                except Exception as e:  # an interpreter gap must never fail the run; it is reported
+                    self.unrec.append(f"<error {type(e).__name__} in {_stmt_label(s)}>")
                 finally:
                     self.emit(sink)
         except _Exit as e:
@@ -3183,7 +3207,7 @@ class _Interp:
         named, extra = _bind(spec, raw)
         ea = named.pop("erroraction", None)
         ea_text = _to_str(ea).strip().lower() if ea is not None else self.ea_pref
-        call = _Call(display, named, extra, data, cmd, ea_text)
+        call = _Call(display, named, extra, data, cmd, ea_text, raw)
         self.cost += cost
         out_null, err_null = _redirects(cmd.redirs)
         if err_null:
@@ -3732,11 +3756,11 @@ def _stmt_label(s: Any) -> str:
 def _words(c: _Call) -> list[str]:
     """A native command's arguments as text (switches like /all or -r included)."""
     out = []
-    for a in c.node.args:
-        if a[0] == "param":
-            out.append("-" + a[1])
+    for kind, name, value in c.raw:
+        if kind == "param":
+            out.append("-" + (name or "") + ("" if value is _NOVAL or value is None else ":" + _to_str(value)))
         else:
-            out.append(_to_str(a[1][1]) if a[1][0] == "lit" else "")
+            out.extend(_to_str(v) for v in _enumerate(value))
     return out
 
 
@@ -4286,10 +4310,24 @@ def _table_cols(it: _Interp, c: _Call, items: list[Any]) -> list[_Col]:
     return [_Col(p, p) for p in list(sample.props)[:10]]
 
 
+def _format_input(c: _Call) -> list[Any]:
+    """What Format-* formats: hashtables become their Name/Value entries, as PowerShell enumerates them."""
+    out: list[Any] = []
+    for x in c.items() if c.input is not None else _enumerate(c.get("inputobject")):
+        if isinstance(x, _Hashtable):
+            out += [_Obj("DictionaryEntry", {"Name": k, "Value": v, "Key": k}, _to_str(k)) for k, v in x.items()]
+        else:
+            out.append(x)
+    return out
+
+
+_VIEWS["DictionaryEntry"] = _View((_Col("Name", "Name", "left", 30), _Col("Value", "Value")), list_props=("Name", "Value"))
+
+
 @_command("Format-Table", params="Property GroupBy View InputObject", positional="Property",
           switches="AutoSize Wrap HideTableHeaders RepeatHeader", aliases=("ft",), cost=0.0)
 def _c_format_table(it: _Interp, c: _Call) -> list[Any]:
-    items = c.items() if c.input is not None else _enumerate(c.get("inputobject"))
+    items = _format_input(c)
     if not items:
         return []
     objs = [x if isinstance(x, _Obj) else (_version_obj(x) if isinstance(x, _Version) else x) for x in items]
@@ -4304,7 +4342,7 @@ def _c_format_table(it: _Interp, c: _Call) -> list[Any]:
 
 @_command("Format-List", params="Property GroupBy View InputObject", positional="Property", aliases=("fl",), cost=0.0)
 def _c_format_list(it: _Interp, c: _Call) -> list[Any]:
-    items = c.items() if c.input is not None else _enumerate(c.get("inputobject"))
+    items = _format_input(c)
     if not items:
         return []
     props = _as_list(c.get("property"))
