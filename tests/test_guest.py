@@ -690,3 +690,60 @@ def test_unknown_or_linux_command_id_raises_value_error(command_id):
         simulate_command_id(command_id, ["hostname"], vm(), now=NOW)
     with pytest.raises(ValueError):  # even when the fleet overrides the output
         simulate_command_id(command_id, [], vm(), sim={"runCommandOutput": {"stdout": "x"}}, now=NOW)
+
+
+# ------------------------------------------------------------------------- the in-guest capability probe
+
+
+PROBE = """
+$r = [ordered]@{}
+$r.azureNetworkAdapter = [bool](Get-NetAdapter -ErrorAction SilentlyContinue |
+    Where-Object { $_.Name -like 'Azure Network Adapter*' -or $_.InterfaceDescription -like '*Azure Network Adapter*' })
+$r.extendedNetwork = [bool](Get-NetAdapter -ErrorAction SilentlyContinue | Where-Object { $_.Name -like '*Extended Network*' })
+$r.storageReplica = [bool]((Get-WindowsFeature -Name Storage-Replica -ErrorAction SilentlyContinue).Installed)
+$r.smbOverQuic = $false
+if (Get-Command Get-SmbServerCertificateMapping -ErrorAction SilentlyContinue) {
+    $r.smbOverQuic = [bool](Get-SmbServerCertificateMapping -ErrorAction SilentlyContinue)
+}
+[PSCustomObject]$r | ConvertTo-Json -Compress
+"""
+
+
+@pytest.mark.parametrize("facts", [
+    {"azureNetworkAdapter": True, "extendedNetwork": False, "windowsFeatures": ["Storage-Replica"], "smbOverQuic": True},
+    {"azureNetworkAdapter": False, "extendedNetwork": True, "windowsFeatures": [], "smbOverQuic": False},
+    {"azureNetworkAdapter": False, "extendedNetwork": False, "windowsFeatures": ["Web-Server"], "smbOverQuic": True},
+])
+@pytest.mark.parametrize("machine", [vm, arc])
+def test_a_probe_script_reads_back_the_guest_facts(facts, machine):
+    m = machine()
+    r = run(PROBE, m, sim={"guest": facts})
+    assert r.exit_code == 0 and r.stderr == ""
+    # an explicit smbOverQuic fact wins even on an OS that would not have it (the fleet said so)
+    assert json.loads(r.stdout) == {"azureNetworkAdapter": facts["azureNetworkAdapter"],
+                                    "extendedNetwork": facts["extendedNetwork"],
+                                    "storageReplica": "Storage-Replica" in facts["windowsFeatures"],
+                                    "smbOverQuic": facts["smbOverQuic"]}
+
+
+def test_command_not_found_is_like_powershell():
+    old = arc(os_version="10.0.17763.5576")
+    # -ErrorAction cannot silence a command that does not exist; the script goes on
+    r = run("Get-SmbServerCertificateMapping -ErrorAction SilentlyContinue; 'next'", old)
+    assert r.stdout == "next\n" and r.exit_code == 1 and "CommandNotFoundException" in r.stderr
+    # try/catch catches it, 2>$null hides it
+    assert run("try { Get-SmbServerCertificateMapping } catch { 'caught' }", old).stdout == "caught\n"
+    quiet = run("Get-SmbServerCertificateMapping 2>$null; 'next'", old)
+    assert (quiet.stdout, quiet.stderr, quiet.exit_code) == ("next\n", "", 0)
+    assert run("[bool](Get-Command Get-SmbServerCertificateMapping -ErrorAction SilentlyContinue)", old).stdout == "False\n"
+    assert run("(Get-Command Get-Service).CommandType; (Get-Command ipconfig).Name").stdout == "Cmdlet\nipconfig.exe\n"
+
+
+def test_fleet_generator_feature_and_service_names_are_understood():
+    sim = {"guest": {"windowsFeatures": ["Web-Server", "Web-Asp-Net45", "FS-Data-Deduplication", "RDS-RD-Server"],
+                     "services": {"MSSQLSERVER": "Running", "NTDS": "Running"}}}
+    out = run("Get-WindowsFeature | Where-Object Installed | Select-Object -ExpandProperty DisplayName; "
+              "Get-Service MSSQLSERVER, NTDS", vm(), sim=sim).stdout
+    assert {"ASP.NET 4.8", "Application Development", "Data Deduplication", "Remote Desktop Session Host",
+            "Remote Desktop Services"} <= set(out.splitlines())
+    assert "SQL Server (MSSQLSERVER)" in out and "Active Directory Domain Services" in out

@@ -11,16 +11,16 @@ fleet file's ``simulation.machines[id]`` entry (``sim``):
 * ``sim["guest"]`` pins guest facts. All keys are optional::
 
       "guest": {
-        "windowsFeatures": ["Storage-Replica"],          # installed on top of the OS baseline
+        "windowsFeatures": ["Storage-Replica"],   # installed on top of the OS baseline (no derived roles)
                        # or {"Storage-Replica": true, "FS-SMB1": "Removed", "Web-Server": false}
         "hotfixes": ["KB5034439", {"hotFixId": "KB5034770", "description": "Security Update",
                                    "installedOn": "2024-02-13", "installedBy": "NT AUTHORITY\\SYSTEM"}],
-                                                         # the complete Get-HotFix list
+                                                  # the complete Get-HotFix list
         "services": {"Spooler": "Stopped", "W32Time": null,   # override / remove (null)
                      "MyApp": {"status": "Running", "displayName": "My App", "startType": "Automatic"}},
-        "azureNetworkAdapter": true,                     # or {"name": ..., "address": ...}
+        "azureNetworkAdapter": true,              # or {"name": ..., "address": ...}
         "extendedNetwork": true,
-        "smbOverQuic": true,                             # or {"subject": "CN=...", "thumbprint": ...}
+        "smbOverQuic": true,                      # or {"subject": "CN=...", "thumbprint": ...}
         "domain": "corp.contoso.com", "ipAddress": "10.1.2.3", "timeZone": "Pacific Standard Time"
       }
 
@@ -34,45 +34,61 @@ fleet file's ``simulation.machines[id]`` entry (``sim``):
   same output: no randomness and no use of Python's salted ``hash()``.
 
 What a script can do: a small PowerShell 5.1 interpreter — statements separated by newlines or ``;``,
-pipelines, ``$variables`` and assignments, ``param()`` blocks (``parameters`` become variables),
-expandable strings, ``if``/``elseif``/``else``, ``foreach``, ``try``/``catch``/``finally``, simple
-functions, ``exit N``, ``throw``, ``Write-Error``, ``-ErrorAction``, ``2>$null``/``>$null``, and these
-commands (case-insensitive, aliases included, ``Get-`` prefix optional as in PowerShell)::
+pipelines, ``$variables`` and assignments, ``param()`` blocks (``parameters`` become variables, their
+values are data and never re-expanded), expandable strings with ``$(…)``, arithmetic, comparison and
+``-f``/``-join``/``-split``/``-replace`` operators, ``[type]`` casts (``[PSCustomObject]@{…}``),
+``if``/``elseif``/``else``, ``foreach``, ``try``/``catch``/``finally``, simple functions, ``exit N``,
+``throw``, ``Write-Error``, ``-ErrorAction``, ``$ErrorActionPreference``, ``2>$null``/``>$null``, and
+these commands (case-insensitive, aliases included, ``Get-`` prefix optional as in PowerShell)::
 
     hostname  whoami  ipconfig [/all]  systeminfo  findstr  shutdown /r
     $env:COMPUTERNAME (and other $env:*)  $PSVersionTable[.PSVersion]  [Environment]::MachineName
     Get-Service [-Name X | X] [-DisplayName]   Start-/Stop-/Restart-/Set-Service
     Get-HotFix [-Id KB…]   Get-ComputerInfo [-Property …]   Get-WindowsFeature [-Name X | X]
-    Install-/Uninstall-WindowsFeature   Get-Date [-Format|-UFormat]   Get-TimeZone
-    Get-PSDrive  Get-Volume  Get-NetAdapter  Test-NetConnection host [-Port N|-CommonTCPPort]
-    Get-Process [-Name]  Get-SmbServerConfiguration  Get-SmbServerCertificateMapping
+    Install-/Uninstall-WindowsFeature   Get-Date [-Format|-UFormat]   Get-TimeZone   Get-Location
+    Get-PSDrive  Get-Volume  Get-NetAdapter  Get-NetIPAddress  Test-NetConnection host [-Port N]
+    Get-Process [-Name|-Id]  Get-SmbServerConfiguration  Get-SmbServerCertificateMapping
+    Get-MpComputerStatus  Get-Command  Test-Path  Restart-Computer [-WhatIf]  Start-Sleep
     Get-CimInstance/Get-WmiObject Win32_OperatingSystem|ComputerSystem|QuickFixEngineering|
-        LogicalDisk|Service|BIOS   Get-ItemProperty[Value] HKLM:\\SOFTWARE\\Microsoft\\Windows NT\\
-        CurrentVersion (and the RDP keys)   Get-Location   Restart-Computer   Start-Sleep
-    Write-Output/echo/Write-Host/Write-Warning/Write-Error   Invoke-Command -ScriptBlock   Invoke-Expression
-    | Select-Object [-Property …] [-ExpandProperty X] [-First N] [-Last N] [-Skip N]
+        LogicalDisk|Service|BIOS|Processor (-Filter/-Query)
+    Get-ItemProperty[Value] HKLM:\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion, the RDP keys,
+        the Defender for Endpoint onboarding key
+    Write-Output/echo/Write-Host/Write-Warning/Write-Error   Invoke-Command -ScriptBlock
+    Invoke-Expression   New-Object PSObject   Set-Variable
+    | Select-Object [-Property …|@{n=…;e={…}}] [-ExpandProperty X] [-First N] [-Last N] [-Skip N]
     | Where-Object {…} / Where-Object Prop -op value   | ForEach-Object {…}   | Sort-Object
-    | Measure-Object   | Format-Table   | Format-List   | ConvertTo-Json   | Out-String
-    | Select-String   | Out-Null   | Out-File/Set-Content/Export-Csv (accepted, nothing written)
+    | Group-Object   | Measure-Object   | Format-Table   | Format-List   | ConvertTo-Json
+    | ConvertFrom-Json   | Out-String   | Select-String   | Out-Null   | Tee-Object
+    | Out-File/Set-Content/Export-Csv (accepted, nothing written)
 
 Output looks like a PowerShell 5.1 console (Format-Table headers with dashes, Format-List, the
 ``Get-WindowsFeature`` ``[X]`` tree, error records with ``At …:line char:N`` and ``CategoryInfo``),
-with ``\\n`` line endings.
+with ``\\n`` line endings. Cmdlets a server would not have are reported as PowerShell does: on
+Windows Server 2022 (not Azure Edition) and older, ``Get-SmbServerCertificateMapping`` "is not
+recognized" — an error ``-ErrorAction`` cannot silence, which ends the statement and which
+``try``/``catch``, ``2>$null`` and ``Get-Command … -ErrorAction SilentlyContinue`` handle.
+
+In-guest probes read back the facts: ``Get-NetAdapter`` lists "Azure Network Adapter" and "Azure
+Extended Network" adapters, ``(Get-WindowsFeature Storage-Replica).Installed``, and
+``Get-SmbServerCertificateMapping`` returns a QUIC mapping when ``smbOverQuic``.
 
 Generic fallback (the documented choice): a statement this module does not recognise is accepted
 silently — it prints nothing and leaves the exit code alone, like a successful cmdlet that writes no
 output (which is what most Set-/New-/Enable-/Install- commands do). Claiming "not recognized" would
-be wrong for real cmdlets the simulator does not model. The names of unrecognised commands are listed
-in ``ScriptResult.unrecognised`` for the simulator's logs. A script never makes this module raise.
+be wrong for real cmdlets the simulator does not model. Likewise ``Test-Path`` answers True only for
+paths the simulated guest is known to have, and registry keys it does not model fall back silently.
+The names of unrecognised commands are listed in ``ScriptResult.unrecognised`` for the simulator's
+logs (an interpreter gap shows there as ``<error …>``). A script never makes this module raise.
 
 Exit code: ``exit N`` wins; otherwise 1 if a terminating error ended the script or any error record
 was written to stderr (an unknown service, ``Write-Error`` …), else 0. (Real PowerShell returns 0 for
 non-terminating errors; the simulator's contract asks for 1 so that a failed probe reads as failed.)
 
-``duration_s`` is deterministic: about 1 s plus a per-command cost (``systeminfo`` ≈ 3.5 s,
-``Get-ComputerInfo`` ≈ 4.5 s, a failing ``Test-NetConnection`` ≈ 5 s, ``Install-WindowsFeature``
-≈ 12 s) plus every ``Start-Sleep`` — so a ``Start-Sleep 120`` lets the simulator exercise
-``timeoutInSeconds``.
+``duration_s`` is deterministic: about 1-2 s plus a per-command cost (``systeminfo`` ≈ 3.5 s,
+``Get-ComputerInfo`` ≈ 4.5 s, a failing ``Test-NetConnection`` ≈ 5 s, an ``Install-WindowsFeature``
+that changes something ≈ 12 s) plus every ``Start-Sleep`` — so ``Start-Sleep 120`` lets the
+simulator exercise ``timeoutInSeconds``. Scripts are bounded (200,000 steps, ranges of 10,000,
+strings of 1 MB), so hostile scripts cost milliseconds.
 """
 
 from __future__ import annotations
@@ -563,6 +579,7 @@ _MDE = ("microsoft.azure.azuredefenderforservers", "mde.windows")
 # Get-WindowsFeature catalog, in display order: name, display name, depth, type, first build, last build.
 _FEATURES: tuple[tuple[str, str, int, str, int, int], ...] = (
     ("AD-Certificate", "Active Directory Certificate Services", 0, "Role", 0, 99999),
+    ("ADCS-Cert-Authority", "Certification Authority", 1, "Role Service", 0, 99999),
     ("AD-Domain-Services", "Active Directory Domain Services", 0, "Role", 0, 99999),
     ("ADFS-Federation", "Active Directory Federation Services", 0, "Role", 0, 99999),
     ("DHCP", "DHCP Server", 0, "Role", 0, 99999),
@@ -572,16 +589,24 @@ _FEATURES: tuple[tuple[str, str, int, str, int, int], ...] = (
     ("FS-FileServer", "File Server", 2, "Role Service", 0, 99999),
     ("FS-DFS-Namespace", "DFS Namespaces", 2, "Role Service", 0, 99999),
     ("FS-DFS-Replication", "DFS Replication", 2, "Role Service", 0, 99999),
+    ("FS-Data-Deduplication", "Data Deduplication", 2, "Role Service", 0, 99999),
     ("FS-Resource-Manager", "File Server Resource Manager", 2, "Role Service", 0, 99999),
     ("Storage-Services", "Storage Services", 1, "Role Service", 0, 99999),
     ("Hyper-V", "Hyper-V", 0, "Role", 0, 99999),
     ("Print-Services", "Print and Document Services", 0, "Role", 0, 99999),
+    ("Print-Server", "Print Server", 1, "Role Service", 0, 99999),
     ("Remote-Desktop-Services", "Remote Desktop Services", 0, "Role", 0, 99999),
+    ("RDS-Licensing", "Remote Desktop Licensing", 1, "Role Service", 0, 99999),
+    ("RDS-RD-Server", "Remote Desktop Session Host", 1, "Role Service", 0, 99999),
     ("Web-Server", "Web Server (IIS)", 0, "Role", 0, 99999),
     ("Web-WebServer", "Web Server", 1, "Role Service", 0, 99999),
+    ("Web-App-Dev", "Application Development", 2, "Role Service", 0, 99999),
+    ("Web-Asp-Net45", "ASP.NET 4.8", 3, "Role Service", 0, 99999),
     ("Web-Mgmt-Tools", "Management Tools", 1, "Role Service", 0, 99999),
     ("Web-Mgmt-Console", "IIS Management Console", 2, "Role Service", 0, 99999),
     ("UpdateServices", "Windows Server Update Services", 0, "Role", 0, 99999),
+    ("UpdateServices-WidDB", "WID Connectivity", 1, "Role Service", 0, 99999),
+    ("UpdateServices-Services", "WSUS Services", 1, "Role Service", 0, 99999),
     ("NET-Framework-Features", ".NET Framework 3.5 Features", 0, "Feature", 0, 99999),
     ("NET-Framework-Core", ".NET Framework 3.5 (includes .NET 2.0 and 3.0)", 1, "Feature", 0, 99999),
     ("NET-Framework-45-Features", ".NET Framework 4.8 Features", 0, "Feature", 0, 99999),
@@ -591,11 +616,13 @@ _FEATURES: tuple[tuple[str, str, int, str, int, int], ...] = (
     ("BitLocker", "BitLocker Drive Encryption", 0, "Feature", 0, 99999),
     ("Failover-Clustering", "Failover Clustering", 0, "Feature", 0, 99999),
     ("GPMC", "Group Policy Management", 0, "Feature", 0, 99999),
+    ("MSMQ", "Message Queuing", 0, "Feature", 0, 99999),
     ("Windows-Defender", "Microsoft Defender Antivirus", 0, "Feature", 14393, 99999),
     ("RSAT", "Remote Server Administration Tools", 0, "Feature", 0, 99999),
     ("RSAT-Role-Tools", "Role Administration Tools", 1, "Feature", 0, 99999),
     ("RSAT-AD-Tools", "AD DS and AD LDS Tools", 2, "Feature", 0, 99999),
     ("RSAT-AD-PowerShell", "Active Directory module for Windows PowerShell", 3, "Feature", 0, 99999),
+    ("RSAT-DNS-Server", "DNS Server Tools", 2, "Feature", 0, 99999),
     ("FS-SMB1", "SMB 1.0/CIFS File Sharing Support", 0, "Feature", 0, 99999),
     ("Storage-Replica", "Storage Replica", 0, "Feature", 14393, 99999),
     ("System-DataArchiver", "System Data Archiver", 0, "Feature", 17763, 99999),
@@ -1075,9 +1102,26 @@ def _services_for(g: _Guest, props: Mapping, iv: Mapping, fact: Any) -> list[_Sv
             if existing:
                 existing.status, existing.display, existing.start_type = status, display, start
             else:
+                if display == name:
+                    display = _KNOWN_SERVICE_NAMES.get(name.lower(), name)
                 svcs.append(_Svc(name, display, status, start))
     svcs.sort(key=lambda x: x.name.lower())
     return svcs
+
+
+# Display names of role services a fleet's facts may name.
+_KNOWN_SERVICE_NAMES = {
+    "mssqlserver": "SQL Server (MSSQLSERVER)", "sqlserveragent": "SQL Server Agent (MSSQLSERVER)",
+    "mssqlserverolapservice": "SQL Server Analysis Services (MSSQLSERVER)", "sqlbrowser": "SQL Server Browser",
+    "sqlwriter": "SQL Server VSS Writer", "ntds": "Active Directory Domain Services", "dns": "DNS Server",
+    "kdc": "Kerberos Key Distribution Center", "adws": "Active Directory Web Services", "dfsr": "DFS Replication",
+    "dfs": "DFS Namespace", "w3svc": "World Wide Web Publishing Service", "was": "Windows Process Activation Service",
+    "iisadmin": "IIS Admin Service", "wsusservice": "WSUS Service", "certsvc": "Active Directory Certificate Services",
+    "adfssrv": "Active Directory Federation Services", "dhcpserver": "DHCP Server", "clussvc": "Cluster Service",
+    "msmq": "Message Queuing", "vmms": "Hyper-V Virtual Machine Management", "termservice": "Remote Desktop Services",
+    "sessionenv": "Remote Desktop Configuration", "umrdpservice": "Remote Desktop Services UserMode Port Redirector",
+    "termservlicensing": "Remote Desktop Licensing", "spooler": "Print Spooler", "lanmanserver": "Server",
+}
 
 
 # ---------------------------------------------------------------------------------- PowerShell values
@@ -2475,6 +2519,10 @@ class _Terminating(Exception):
         self.record = record
 
 
+class _StatementTerminating(_Terminating):
+    """Ends the statement (caught by try/catch); at script level the script goes on with the next one."""
+
+
 class _Break(Exception):
     pass
 
@@ -2887,6 +2935,7 @@ class _Interp:
         self.ea_pref = "continue"
         self.suppress_err = 0
         self.depth = 0
+        self.try_depth = 0
         self.steps = 0
         self.services = [_Svc(s.name, s.display, s.status, s.start_type) for s in g.services]
         self.features = [_Feature(f.name, f.display, f.depth, f.ftype, f.parent, f.state) for f in g.features]
@@ -2909,6 +2958,8 @@ class _Interp:
                 sink: list[Any] = []
                 try:
                     self.exec_stmt(s, sink)
+                except _StatementTerminating as e:
+                    self.write_error(e.record)
                 except (_Exit, _Terminating, _ReturnSignal, _Break, _Continue, _Budget):
                     raise
                 except RecursionError:
@@ -2983,7 +3034,12 @@ class _Interp:
     # -- statements
     def exec_block(self, stmts: list, sink: list[Any]) -> None:
         for s in stmts:
-            self.exec_stmt(s, sink)
+            try:
+                self.exec_stmt(s, sink)
+            except _StatementTerminating as e:
+                if self.try_depth:  # a surrounding try/catch takes it
+                    raise
+                self.write_error(e.record)
 
     def exec_stmt(self, s: Any, sink: list[Any]) -> None:
         self.tick()
@@ -3006,7 +3062,11 @@ class _Interp:
         elif tag == "try":
             _, body, catches, final = s
             try:
-                self.exec_block(body, sink)
+                self.try_depth += 1
+                try:
+                    self.exec_block(body, sink)
+                finally:
+                    self.try_depth -= 1
             except _Terminating as e:
                 if not catches:
                     raise
@@ -5094,11 +5154,63 @@ def _c_smb_config(it: _Interp, c: _Call) -> list[Any]:
     return [_Obj("SmbServerConfiguration", props, "MSFT_SmbServerConfiguration")]
 
 
+def _not_recognized(name: str) -> str:
+    return (f"The term '{name}' is not recognized as the name of a cmdlet, function, script file, or operable program. "
+            "Check the spelling of the name, or if a path was included, verify that the path is correct and try again.")
+
+
 def _command_not_found(it: _Interp, c: _Call, name: str) -> None:
-    it.error(c, f"The term '{name}' is not recognized as the name of a cmdlet, function, script file, or operable "
-                "program. Check the spelling of the name, or if a path was included, verify that the path is correct and "
-                "try again.", category="ObjectNotFound", target=name, reason="CommandNotFoundException",
-             fqid="CommandNotFoundException", activity="")
+    """A command this server does not have. As in PowerShell, -ErrorAction does not apply (the command never
+    ran); the error ends the statement: try/catch catches it, 2>$null or $ErrorActionPreference hide it."""
+    pos = it.position(c.node.start, c.node.end)
+    rec = _ErrorRecord(_not_recognized(name), name, "ObjectNotFound", name, "", "CommandNotFoundException",
+                       "CommandNotFoundException", pos)
+    if it.ea_pref in ("silentlycontinue", "ignore") or it.suppress_err:
+        it.errors.append(rec)
+        return
+    if it.ea_pref == "stop":
+        raise _Terminating(rec)
+    raise _StatementTerminating(rec)
+
+
+def _command_available(it: _Interp, canon: str) -> bool:
+    if canon == "get-smbservercertificatemapping":
+        return it.g.smb_quic_capable
+    if canon == "get-mpcomputerstatus":
+        return any(s.name.lower() == "windefend" for s in it.services)
+    return True
+
+
+_NATIVE = ("hostname", "whoami", "ipconfig", "systeminfo", "findstr", "shutdown")
+
+
+@_command("Get-Command", params="Name Module CommandType Noun Verb", positional="Name", switches="ListImported All",
+          aliases=("gcm",), cost=0.2)
+def _c_get_command(it: _Interp, c: _Call) -> list[Any]:
+    out = []
+    for n in [_to_str(x) for x in _as_list(c.get("name"))]:
+        low = re.split(r"[\\/]", n)[-1].lower().removesuffix(".exe")
+        canon = _ALIASES.get(low, low)
+        if low in it.functions:
+            out.append(_Obj("CommandInfo", {"CommandType": "Function", "Name": n, "Version": "", "Source": ""}, n))
+        elif canon in _COMMANDS and _command_available(it, canon):
+            display = _COMMANDS[canon][2]
+            if canon in _NATIVE:
+                out.append(_Obj("CommandInfo", {"CommandType": "Application", "Name": f"{display}.exe", "Version": "10.0.0.0",
+                                                "Source": f"C:\\Windows\\system32\\{display}.exe"}, f"{display}.exe"))
+            else:
+                kind = "Alias" if low != canon else "Cmdlet"
+                out.append(_Obj("CommandInfo", {"CommandType": kind, "Name": n if kind == "Alias" else display,
+                                                "Version": "3.1.0.0", "Source": "Microsoft.PowerShell.Management"},
+                                display))
+        else:
+            it.error(c, _not_recognized(n), category="ObjectNotFound", target=n, reason="CommandNotFoundException",
+                     fqid="CommandNotFoundException,Microsoft.PowerShell.Commands.GetCommandCommand")
+    return out
+
+
+_VIEWS["CommandInfo"] = _View((_Col("CommandType", "CommandType"), _Col("Name", "Name"), _Col("Version", "Version"),
+                               _Col("Source", "Source")))
 
 
 @_command("Get-SmbServerCertificateMapping", params="Name Subject Thumbprint", positional="Name", cost=0.4)
