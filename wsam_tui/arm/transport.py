@@ -123,6 +123,7 @@ class ArmTransport:
         self._graph_lock = asyncio.Lock()
         self._graph_remaining = GRAPH_QUOTA
         self._graph_resets_at = 0.0
+        self._graph_inflight = 0
         self.request_ids: list[str] = []  # recent request ids, newest last (bounded)
         self.stats = {"requests": 0, "retries": 0, "throttled": 0, "budget_waits": 0.0}
 
@@ -186,6 +187,7 @@ class ArmTransport:
                     await self.sleep(wait)
                 self._graph_remaining, self._graph_resets_at = GRAPH_QUOTA, 0.0
             self._graph_remaining -= 1
+            self._graph_inflight += 1
             if not self._graph_resets_at:
                 self._graph_resets_at = time.monotonic() + GRAPH_WINDOW_S
 
@@ -196,7 +198,8 @@ class ArmTransport:
             return
         with contextlib.suppress(ValueError):
             h, m, sec = (int(x) for x in (resets or "0:0:0").split(":"))
-            self._graph_remaining = min(self._graph_remaining, int(remaining))
+            # The server's count is the truth; queries still in flight may not be in it yet.
+            self._graph_remaining = int(remaining) - self._graph_inflight
             self._graph_resets_at = time.monotonic() + h * 3600 + m * 60 + sec
 
     # ---- requests -----------------------------------------------------------------------------------
@@ -227,6 +230,8 @@ class ArmTransport:
             try:
                 resp = await self.client.request(method, url, params=params, content=content, headers=headers)
             except (httpx.TransportError, ssl.SSLError) as e:
+                if is_graph:
+                    self._graph_inflight -= 1
                 if attempt < self.retry.max_attempts and (idempotent or isinstance(e, httpx.ConnectError)):
                     delay = self._backoff(attempt)
                     self.stats["retries"] += 1
@@ -240,6 +245,7 @@ class ArmTransport:
                 self.request_ids.append(rid)
                 del self.request_ids[:-200]
             if is_graph:
+                self._graph_inflight -= 1
                 self._observe_graph_quota(resp.headers)
             else:
                 self._observe_budget(subscription, kind, resp.headers)
