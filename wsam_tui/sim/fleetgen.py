@@ -1831,7 +1831,8 @@ def _render(b: _Builder, p: dict) -> None:
 
 
 def default_subscriptions(size: int) -> int:
-    return 3 if size <= 1000 else math.ceil(size / 2500)
+    """3 up to 1,000 servers, then one per 2,500 servers (never fewer than 3)."""
+    return 3 if size <= 1000 else max(3, math.ceil(size / 2500))
 
 
 def generate_fleet(size: int, seed: int = 1, subscriptions: int | None = None, tenants: int | None = None,
