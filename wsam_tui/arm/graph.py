@@ -119,7 +119,7 @@ QUERIES: tuple[SourceQuery, ...] = (
         " | where type =~ 'microsoft.security/assessments' or type =~ 'microsoft.security/pricings'"
         " | where type =~ 'microsoft.security/pricings' or tostring(properties.status.code) =~ 'Unhealthy'"
         " | project id, name, type, subscriptionId, pricingTier = properties.pricingTier, subPlan = properties.subPlan,"
-        " displayName = properties.displayName, statusCode = properties.status.code, resourceId = properties.resourceDetails.Id"
+        " displayName = properties.displayName, statusCode = properties.status.code, resourceId = coalesce(properties.resourceDetails.Id, properties.resourceDetails.id)"
         " | order by id asc"
     )),
     SourceQuery(Source.BACKUP, (
