@@ -795,12 +795,14 @@ def _guest_of(machine: Any, extensions: Sequence[Any], sim: Mapping | None) -> _
         bios = "Hyper-V UEFI Release v4.1" if gen2 else "090008"
     else:
         procs = _get(props, "hardwareProfile", "processors")
-        cores = sum(int(p.get("numberOfCores") or 0) for p in procs if isinstance(p, Mapping)) if isinstance(procs, list) else 0
-        sockets = _get(props, "hardwareProfile", "numberOfCpuSockets")
-        cpus = cores * (sockets if isinstance(sockets, int) and sockets > 0 else 1) or _intish(detected.get("processorCount")) or 4
+        cores = sum(_intish(p.get("numberOfCores")) for p in procs if isinstance(p, Mapping)) if isinstance(procs, list) else 0
+        sockets = _intish(_get(props, "hardwareProfile", "numberOfCpuSockets"))
+        cpus = cores * max(1, sockets) or _intish(detected.get("processorCount")) or 4
+        cpus = max(1, min(cpus, 1024))
         mem_bytes = _intish(_get(props, "hardwareProfile", "totalPhysicalMemoryInBytes"))
         mem_gb = _intish(detected.get("totalPhysicalMemoryInGigabytes"))
-        memory_mb = (mem_bytes // 1048576 if mem_bytes else (mem_gb * 1024 if mem_gb else 16384)) - 1
+        memory_mb = max(511, min((mem_bytes // 1048576 if mem_bytes > 0 else (mem_gb * 1024 if mem_gb > 0 else 16384)),
+                                 1 << 32) - 1)
         temp_gb = None
         cpu_name = (_s(procs[0].get("name")) if isinstance(procs, list) and procs and isinstance(procs[0], Mapping) else None) \
             or _s(detected.get("processorNames")) or "Intel(R) Xeon(R) Silver 4214 CPU @ 2.20GHz"
@@ -816,10 +818,10 @@ def _guest_of(machine: Any, extensions: Sequence[Any], sim: Mapping | None) -> _
     nics: list[_Nic] = []
     ip_fact = _s(facts.get("ipAddress"))
     if kind == "arc":
-        for i, nic in enumerate(_get(props, "networkProfile", "networkInterfaces") or []):
+        for i, nic in enumerate(_list(_get(props, "networkProfile", "networkInterfaces"))):
             if not isinstance(nic, Mapping):
                 continue
-            addr = next((a for a in nic.get("ipAddresses") or [] if isinstance(a, Mapping)
+            addr = next((a for a in _list(nic.get("ipAddresses")) if isinstance(a, Mapping)
                          and str(a.get("ipAddressVersion") or "IPv4").lower() == "ipv4" and _s(a.get("address"))), None)
             if addr is None:
                 continue
@@ -861,26 +863,27 @@ def _guest_of(machine: Any, extensions: Sequence[Any], sim: Mapping | None) -> _
     gb = 1024 ** 3
     if kind == "vm":
         sku = (texts[1] or "").lower()
-        size_gb = _intish(_get(props, "storageProfile", "osDisk", "diskSizeGB")) or (30 if "smalldisk" in sku else 127)
+        size_gb = _intish(_get(props, "storageProfile", "osDisk", "diskSizeGB"))
+        size_gb = min(size_gb, 65536) if size_gb > 0 else (30 if "smalldisk" in sku else 127)
         size = int(size_gb * gb - 0.55 * gb)
         used = int(size * (0.22 + ((seed >> 20) % 45) / 100))
         disks.append(_Disk("C", "Windows", size, size - used))
         if temp_gb:
             disks.append(_Disk("D", "Temporary Storage", temp_gb * gb, int(temp_gb * gb * 0.94)))
-        for j, dd in enumerate(d for d in _get(props, "storageProfile", "dataDisks") or [] if isinstance(d, Mapping)):
-            dsize = (_intish(dd.get("diskSizeGB")) or 128) * gb - 137 * 1048576
+        for j, dd in enumerate(d for d in _list(_get(props, "storageProfile", "dataDisks")) if isinstance(d, Mapping)):
+            dsize = (min(_intish(dd.get("diskSizeGB")), 65536) if _intish(dd.get("diskSizeGB")) > 0 else 128) * gb - 137 * 1048576
             disks.append(_Disk(chr(ord("F") + j) if j < 20 else "Z", f"Data{dd.get('lun', j)}", dsize,
                                int(dsize * (0.6 + ((seed >> (j + 3)) % 35) / 100))))
     else:
-        for d in _get(props, "storageProfile", "disks") or []:
+        for d in _list(_get(props, "storageProfile", "disks")):
             if not isinstance(d, Mapping):
                 continue
             mm = re.match(r"^([A-Za-z]):", str(d.get("path") or ""))
             size = _intish(d.get("maxSizeInBytes"))
-            if not mm or not size:
+            if not mm or size <= 0 or any(x.letter == mm[1].upper() for x in disks):
                 continue
             used = _intish(d.get("usedSpaceInBytes")) or int(size * 0.4)
-            disks.append(_Disk(mm[1].upper(), _s(d.get("name")) or "", size, max(0, size - used)))
+            disks.append(_Disk(mm[1].upper(), _s(d.get("name")) or "", size, max(0, size - min(used, size))))
         if not any(d.letter == "C" for d in disks):
             size = 255 * gb
             disks.insert(0, _Disk("C", "", size, int(size * (0.35 + ((seed >> 20) % 40) / 100))))
@@ -921,6 +924,10 @@ def _serial(seed: int, kind: str) -> str:
     if kind == "vm":  # Hyper-V BIOS serial numbers: 0000-0012-3456-7890-1234-5678-90
         return "-".join(digits[i:i + 4] for i in range(0, 24, 4)) + "-" + digits[24:26]
     return f"{_h(seed, 'serial'):X}"[:7]
+
+
+def _list(v: Any) -> list:
+    return v if isinstance(v, list) else []
 
 
 def _intish(v: Any) -> int:
@@ -3203,7 +3210,7 @@ class _Interp:
         if low == "null":
             return
         if low == "erroractionpreference":
-            self.ea_pref = _to_str(value).strip().lower() or "continue"
+            self.ea_pref = _action_preference(value)
         if low == "psitem":
             low = "_"
         self.vars[low] = value
@@ -3266,7 +3273,7 @@ class _Interp:
         fn, spec, display, cost = entry
         named, extra = _bind(spec, raw)
         ea = named.pop("erroraction", None)
-        ea_text = _to_str(ea).strip().lower() if ea is not None else self.ea_pref
+        ea_text = _action_preference(ea) if ea is not None else self.ea_pref
         call = _Call(display, named, extra, data, cmd, ea_text, raw)
         self.cost += cost
         out_null, err_null = _redirects(cmd.redirs)
@@ -3785,6 +3792,13 @@ def _str_method(v: str, low: str, args: list[Any]) -> Any:
         fill = s[1][:1] if len(s) > 1 and s[1] else " "
         return v.rjust(width, fill) if low == "padleft" else v.ljust(width, fill)
     return None
+
+
+def _action_preference(v: Any) -> str:
+    """An ActionPreference by name or number (-ErrorAction 0 is SilentlyContinue)."""
+    text = _to_str(_enumerate(v)[0] if isinstance(v, list) and v else v).strip().lower()
+    return {"0": "silentlycontinue", "1": "stop", "2": "continue", "3": "inquire", "4": "ignore",
+            "5": "suspend"}.get(text, text or "continue")
 
 
 def _redirects(redirs: list) -> tuple[bool, bool]:
