@@ -216,8 +216,11 @@ def test_unknown_service_is_an_error_on_stderr_with_exit_1():
     assert "NoServiceFoundForGivenName,Microsoft.PowerShell.Commands.GetServiceCommand" in r.stderr
 
 
-def test_error_action_silently_continue_suppresses_the_error():
-    r = run("Get-Service NoSuchSvc -ErrorAction SilentlyContinue; 'done'")
+@pytest.mark.parametrize("script", ["Get-Service NoSuchSvc -ErrorAction SilentlyContinue; 'done'",
+                                    "Get-Service NoSuchSvc -ea 0; 'done'", "Get-Service NoSuchSvc 2>$null; 'done'",
+                                    "$ErrorActionPreference = 'SilentlyContinue'; Get-Service NoSuchSvc; 'done'"])
+def test_error_action_silently_continue_suppresses_the_error(script):
+    r = run(script)
     assert (r.stdout, r.stderr, r.exit_code) == ("done\n", "", 0)
 
 
@@ -546,7 +549,12 @@ def test_never_raises_for_a_script(script):
                                      {"id": "/x", "type": "Microsoft.HybridCompute/machines",
                                       "properties": {"networkProfile": {"networkInterfaces": [None, {"ipAddresses": 3}]},
                                                      "storageProfile": {"disks": [{"path": "C:/", "maxSizeInBytes": -1}]},
-                                                     "detectedProperties": []}}])
+                                                     "hardwareProfile": {"processors": [{"numberOfCores": "a"}],
+                                                                         "numberOfCpuSockets": -3},
+                                                     "detectedProperties": []}},
+                                     {"id": "/x", "type": "Microsoft.Compute/virtualMachines",
+                                      "properties": {"storageProfile": {"osDisk": {"diskSizeGB": -5}, "dataDisks": 7},
+                                                     "hardwareProfile": {"vmSize": "Standard_Q99zz_v0"}}}])
 def test_hostile_machine_documents_do_not_break_answers(machine):
     r = simulate_script("hostname; Get-Service W32Time | % Status; ipconfig; Get-PSDrive C; systeminfo", machine,
                         extensions=[{"properties": None}, "junk", {"properties": {"publisher": 3}}], now=NOW)
