@@ -650,6 +650,7 @@ def _new_profile(b: _Builder, kind: str, idx: int) -> dict:
         if p["identity"] == "system" and r.random() < 0.08:
             p["identity"] = "both"
         p["ahb"] = r.random() < 0.45
+        p["domain_joined"] = role in ("dc", "fs", "sql", "pki", "adfs", "prt", "rds", "wsus") or r.random() < 0.55
     else:
         p["cloud"] = _weighted(r, (("hyperv", 30), ("physical", 15), ("vmware", 35), ("aws", 12), ("gcp", 8)))
         p["location"] = r.choice(sub.regions)
@@ -1780,28 +1781,20 @@ def _replication_item(b: _Builder, p: dict) -> dict:
 def _guest_facts(b: _Builder, p: dict) -> dict:
     r = b.r
     features, services = _ROLES[p["role"]]
-    facts: dict[str, Any] = {"windowsFeatures": sorted({*features, "PowerShellRoot", "Windows-Defender"}
-                                                       - ({"Windows-Defender"} if p["os"] == "2012r2" else set()))}
+    # roles on top of the OS baseline; the simulator derives the rest (hotfixes from the OS build,
+    # agent services from the extensions and the agent's status)
+    facts: dict[str, Any] = {"windowsFeatures": sorted(features)}
+    if p["kind"] == "vm" and p["fqdn"]:
+        facts["domain"] = p["sub"].domain
     azure_edition = p["os"] in ("2022ae", "2022ae-hotpatch", "2025ae")
     facts["azureNetworkAdapter"] = p["kind"] == "arc" and p["cloud"] in ("hyperv", "physical", "vmware") and r.random() < 0.04
     facts["extendedNetwork"] = azure_edition and r.random() < 0.08
     facts["smbOverQuic"] = p["role"] == "fs" and (azure_edition or p["os"].startswith("2025")) and r.random() < 0.4
     if p["role"] == "fs" and r.random() < 0.15 and _OS_FAMILY[p["os"]] not in ("2012r2",):
         facts["windowsFeatures"] = sorted({*facts["windowsFeatures"], "Storage-Replica"})
-    fam = _OS_FAMILY[p["os"]]
-    installed = [x for x in b.patches[fam] if x.get("superseded")]
-    found_ids = {x["patchId"] for x in p.get("_found", [])}
-    facts["hotfixes"] = [f"KB{x['kbId']}" for x in installed if x["patchId"] not in found_ids and x["kbId"]]
     svc: dict[str, str] = dict(services)
+    # Windows Update: stopped where the last assessment failed on it, running where assessments work
     svc["wuauserv"] = "Stopped" if p["assessment"] == "failed" else "Running"
-    if p["kind"] == "vm":
-        svc["WindowsAzureGuestAgent"] = "Running" if p["agent"] == "Ready" and p["power"] == "running" else "Stopped"
-    else:
-        svc["himds"] = "Running" if p["status"] in ("Connected", "Error") else "Stopped"
-    if p["exts"].get("mde") == "Succeeded":
-        svc["Sense"] = "Running"
-    if "ama" in p["exts"]:
-        svc["AzureMonitorAgent"] = "Running" if p["exts"]["ama"] == "Succeeded" else "Stopped"
     facts["services"] = svc
     return facts
 
@@ -1813,7 +1806,7 @@ def _render(b: _Builder, p: dict) -> None:
     p["id"] = f"/subscriptions/{sub.id}/resourceGroups/{p['rg']}/providers/{provider}/{p['name']}"
     p["computer"] = p["name"]
     if vm:
-        p["fqdn"] = f"{p['computer']}.{sub.domain}" if p["role"] in ("fs", "dc", "sql", "pki", "adfs", "prt") else None
+        p["fqdn"] = f"{p['computer']}.{sub.domain}" if p["domain_joined"] else None
     mtype = VM_TYPE if vm else ARC_TYPE
     # the patch documents first: the VM's instance view repeats the latest summary
     patch_docs = _patch_docs(b, p, p["id"], mtype)
