@@ -107,8 +107,9 @@ def run_sim(args: argparse.Namespace) -> int:
     sim = create_simulator(
         fleet, latency_ms=args.latency_ms, faults=args.faults, seed=args.seed, lro_seconds=args.lro_seconds,
         request_log=args.request_log, throttle=not args.no_throttle, graph_quota=not args.no_throttle,
-        page_size=args.page_size, rebase_time=not args.no_rebase_time,
+        page_size=args.page_size, rebase_time=not args.no_rebase_time, take_ownership=True,
     )
+    del fleet  # the simulator owns it now
     n_servers = sum(1 for _ in sim.state.all_machines())
 
     def banner(running) -> None:

@@ -41,8 +41,10 @@ def create_simulator(
     graph_quota: bool = True,
     page_size: int = 1000,
     rebase_time: bool = True,
+    take_ownership: bool = False,
 ) -> Simulator:
-    state = SimState(fleet, config=SimConfig(lro_seconds=lro_seconds, page_size=page_size), rebase_time=rebase_time)
+    state = SimState(fleet, config=SimConfig(lro_seconds=lro_seconds, page_size=page_size), rebase_time=rebase_time,
+                     take_ownership=take_ownership)
     return Simulator(
         state,
         latency_ms=latency_ms,

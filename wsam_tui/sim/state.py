@@ -183,10 +183,14 @@ class SimState:
         rebase_time: bool = True,
         clock=time.time,
         now: datetime | None = None,
+        take_ownership: bool = False,
     ) -> None:
+        """``take_ownership``: the caller hands the fleet over and will not use it again, so it is not copied
+        (a 50k-server fleet is gigabytes of dicts; a copy doubles that)."""
         self.config = config or SimConfig()
         self.clock = clock
-        fleet = copy.deepcopy(fleet)
+        if not take_ownership:
+            fleet = copy.deepcopy(fleet)
         gen_at = (fleet.get("generator") or {}).get("generatedAt")
         if rebase_time and isinstance(gen_at, str) and (base := parse_iso(gen_at)) is not None:
             delta = (now or utcnow()) - base
@@ -326,7 +330,7 @@ class SimState:
             if power is not None:
                 extended["powerState"] = {"code": power["code"], "displayStatus": power.get("displayStatus", "")}
             props["extended"] = {"instanceView": extended}
-        return {
+        row = {
             "id": doc["id"],
             "name": doc.get("name", ""),
             "type": tl,
@@ -336,14 +340,15 @@ class SimState:
             "resourceGroup": rg.lower(),
             "subscriptionId": sub,
             "managedBy": doc.get("managedBy") or "",
-            "sku": doc.get("sku"),
-            "plan": doc.get("plan"),
             "properties": props,
             "tags": doc.get("tags"),
-            "identity": doc.get("identity"),
-            "zones": doc.get("zones"),
-            "extendedLocation": doc.get("extendedLocation"),
         }
+        # Optional columns are stored only when set (memory at 50k servers); a missing column reads as null.
+        for key in ("sku", "plan", "identity", "zones", "extendedLocation"):
+            value = doc.get(key)
+            if value is not None:
+                row[key] = value
+        return row
 
     def arg_rows(self, table: str, subscriptions: Iterable[str] | None) -> Iterator[dict]:
         by_sub = self.arg.get(table, {})
