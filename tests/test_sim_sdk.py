@@ -221,3 +221,18 @@ async def test_arc_has_no_power_operations(scenario_sim, credential):
         r = await client.post(f"{scenario_sim.base_url}{arc_id('fs-00')}/start", params={"api-version": "2026-07-15"})
     assert r.status_code == 404
     assert r.json()["error"]["code"] == "InvalidResourceType"
+
+
+async def test_run_command_v2_by_command_id(scenario_sim, credential):
+    async with compute(scenario_sim, credential) as c:
+        rc = await (await c.virtual_machine_run_commands.begin_create_or_update(
+            "rg-web", "web-03", "ipconfig", {"location": "westeurope", "properties": {"source": {"commandId": "IPConfig"}}})).result()
+        assert rc.provisioning_state == "Succeeded"
+        full = await c.virtual_machine_run_commands.get_by_virtual_machine("rg-web", "web-03", "ipconfig", expand="instanceView")
+        assert "IPv4 Address" in full.instance_view.output
+        with pytest.raises(HttpResponseError) as err:
+            await c.virtual_machine_run_commands.begin_create_or_update(
+                "rg-web", "web-03", "nope", {"location": "westeurope", "properties": {"source": {"commandId": "NoSuchCommand"}}})
+        assert err.value.status_code == 400
+        names = [r.name async for r in c.virtual_machine_run_commands.list_by_virtual_machine("rg-web", "web-03")]
+        assert "nope" not in names

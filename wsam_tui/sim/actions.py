@@ -440,21 +440,24 @@ def put_run_command(sim: Simulator, ctx: Ctx) -> Reply:
                              "error": "", "startTime": None, "endTime": None, "statuses": []}
     rc = {"id": rid, "name": name, "type": rc_type, "location": body.get("location") or doc.get("location"),
           "tags": body.get("tags") or {}, "properties": props}
-    sim.state.put(rc)
     script = source.get("script") or ""
-    if source.get("commandId"):
-        script = f"# commandId {source['commandId']}"
-    elif source.get("scriptUri"):
-        script = ""
     params = {str(p.get("name")): str(p.get("value")) for p in props.get("parameters") or [] if isinstance(p, dict)}
     for p in props_in.get("protectedParameters") or []:  # used for this run only, never stored
         if isinstance(p, dict):
             params[str(p.get("name"))] = str(p.get("value"))
-    if source.get("scriptUri"):
+    if source.get("commandId"):
+        try:
+            result = guest.simulate_command_id(str(source["commandId"]), [], doc, extensions=sim.state.extensions_of(doc["id"]),
+                                               sim=sim.state.sim_for(doc["id"]), now=utcnow(), parameters=params)
+        except ValueError as e:
+            raise ArmError(400, "InvalidParameter", f"The run command '{source['commandId']}' is not supported: {e}",
+                           target="source.commandId") from None
+    elif source.get("scriptUri"):
         # The simulator cannot fetch the script; it reports a plausible successful run.
         result = guest.ScriptResult(f"Downloaded and ran script from {source['scriptUri']}.\n", "", 0, 1.0)
     else:
         result = _run_script(sim.state, doc, script, params)
+    sim.state.put(rc)
     # One command at a time per machine: a new one waits for the one before it.
     mkey = doc["id"].lower()
     now = sim.state.clock()
