@@ -31,6 +31,15 @@ ARG_QUOTA, ARG_WINDOW_S = 15, 5.0
 ARM_READ_BURST, ARM_READ_REFILL = 250, 25.0
 
 
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
 def start_sim(size: int, latency_ms: float) -> tuple[subprocess.Popen, str, str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "wsam_tui.cli", "sim", "--size", str(size), "--seed", "7", "--latency-ms", str(latency_ms)],
@@ -157,8 +166,7 @@ def run_engine(size: int, latency_ms: float) -> dict:
     try:
         elapsed, servers, stats = asyncio.run(engine(base, ca))
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop(proc)
     graph_requests = count_graph_requests(log)
     return {"elapsed": elapsed, "servers": servers, "graph_requests": graph_requests, "stats": stats}
 
@@ -179,8 +187,7 @@ def main() -> None:
     try:
         sdk_s, sdk_servers = asyncio.run(sdk_path(base, ca))
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop(proc)
     print(f"\n{n} servers: engine {r['elapsed']:.2f} s ({r['servers']} servers, {r['graph_requests']} Resource Graph queries); "
           f"per-server SDK path {sdk_s:.1f} s ({sdk_servers} servers, 2 ARM reads each, read bucket {ARM_READ_BURST} + {ARM_READ_REFILL:.0f}/s)")
     print(f"  speed-up over the per-server path: {sdk_s / r['elapsed']:.0f}x (target >= 50x)")

@@ -28,6 +28,15 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
 def start_sim(size: int) -> tuple[subprocess.Popen, str, str, float]:
     t0 = time.monotonic()
     proc = subprocess.Popen(
@@ -115,8 +124,7 @@ def run(size: int, seconds: float, concurrency: int) -> dict:
         result["start_s"] = start_s
         return result
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop(proc)
 
 
 def main() -> None:
@@ -134,7 +142,7 @@ def main() -> None:
         print(f"  ARG {name}: {t * 1000:.0f} ms")
     for size in (int(s) for s in args.sizes.split(",")):
         r = run(size, args.seconds, args.concurrency)
-        print(f"\n{size} servers ({r['servers']} VMs listed): start {r['start_s']:.1f} s")
+        print(f"\n{size} servers ({r["servers"]} VM ids sampled from first pages): start {r['start_s']:.1f} s")
         print(f"  memory: RSS {r['rss_mb']:.0f} MB (baseline {base['rss_mb']:.0f} MB; "
               f"{(r['rss_mb'] - base['rss_mb']) / size * 1024:.1f} KB per server)")
         print(f"  GET one VM: {r['gets_per_s']:.0f} GET/s, {r['errors']} errors "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -121,7 +122,11 @@ def run_sim(args: argparse.Namespace) -> int:
             print(f"FLEET_FILE={Path(args.dump_fleet).resolve()}", flush=True)
         print("Serving until interrupted (Ctrl-C).", flush=True)
 
-    return serve_forever(sim, port=args.port, ca_dir=args.ca_dir, banner=banner)
+    code = serve_forever(sim, port=args.port, ca_dir=args.ca_dir, banner=banner)
+    # Freeing a 50k-server fleet object by object takes longer than serving it; the log is closed, so skip it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
