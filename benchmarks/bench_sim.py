@@ -142,7 +142,7 @@ def main() -> None:
         print(f"  ARG {name}: {t * 1000:.0f} ms")
     for size in (int(s) for s in args.sizes.split(",")):
         r = run(size, args.seconds, args.concurrency)
-        print(f"\n{size} servers ({r["servers"]} VM ids sampled from first pages): start {r['start_s']:.1f} s")
+        print(f"\n{size} servers ({r['servers']} VM ids sampled from first pages): start {r['start_s']:.1f} s")
         print(f"  memory: RSS {r['rss_mb']:.0f} MB (baseline {base['rss_mb']:.0f} MB; "
               f"{(r['rss_mb'] - base['rss_mb']) / size * 1024:.1f} KB per server)")
         print(f"  GET one VM: {r['gets_per_s']:.0f} GET/s, {r['errors']} errors "
