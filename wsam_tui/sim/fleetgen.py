@@ -867,6 +867,8 @@ def _force(p: dict, key: str) -> None:
                 p["dcrs"].append("sentinel")
     elif feature == "backup":
         p["backup"] = {"on": variant or "ok", "partial": variant or "error", "off": None}[state]
+        if state == "on" and not vm:
+            _online(p)
     elif feature == "siterecovery":
         p["asr"] = {"on": "Normal", "partial": variant or "Warning", "off": None}[state]
     elif feature == "confidential":
@@ -889,6 +891,8 @@ def _force(p: dict, key: str) -> None:
         else:
             p["assess_mode"] = "AutomaticByPlatform"
             p["assessment"] = "ok" if state == "on" else (variant or "critical")
+            if state == "on":
+                _online(p)
     elif feature == "changetracking":
         p["dcrs"] = [d for d in p["dcrs"] if d != "ct"]
         if state == "on":
@@ -998,6 +1002,8 @@ def _force(p: dict, key: str) -> None:
             exts["aad"] = "Failed"
     elif feature == "filesync":
         p["filesync"] = {"on": "fresh", "partial": "stale", "off": None}[state]
+        if state == "on":
+            _online(p)
     elif feature == "os":
         p["os"] = state
         if p["os"] in ("2022ae-hotpatch", "2025ae") and vm:
@@ -1020,6 +1026,14 @@ def _force(p: dict, key: str) -> None:
         exts["dep" if state == "Creating" else "cse"] = state
     else:  # pragma: no cover - a typo in a plan
         raise ValueError(f"unknown coverage scenario {key!r}")
+
+
+def _online(p: dict) -> None:
+    """The machine is up and its agent reports (a target that needs fresh data from inside it)."""
+    if p["kind"] == "vm":
+        p["power"], p["agent"], p["prov_failed"] = "running", "Ready", False
+    else:
+        p["status"] = "Connected"
 
 
 def _hotpatch_on(p: dict) -> None:
@@ -1331,14 +1345,7 @@ def _arc_doc(b: _Builder, p: dict) -> dict:
     os_sku = sku_name.replace("Datacenter", edition)
     cloud = p["cloud"]
     status = p["status"]
-    if status == "Connected":
-        changed = rnd.days_ago(1, 120)
-    elif status == "Disconnected":
-        changed = rnd.days_ago(0.1, 40)
-    elif status == "Expired":
-        changed = rnd.days_ago(46, 400)
-    else:
-        changed = rnd.days_ago(0.05, 10)
+    changed = _iso(b.now - timedelta(days=p["status_days"]))
     domain = sub.domain if p["domain_joined"] else None
     computer = p["computer"]
     fqdn = f"{computer}.{domain}" if domain else computer
@@ -1444,6 +1451,7 @@ def _patch_docs(b: _Builder, p: dict, mid: str, mtype: str) -> list[dict]:
         age = r.uniform(0.05, 2.5) if p["assess_mode"] == "AutomaticByPlatform" else r.uniform(0.5, 6.5)
     else:
         age = r.uniform(0.05, 3)
+    age = max(age, p["offline_days"] + r.uniform(0.01, 0.5)) if p["offline_days"] else age
     finished = b.now - timedelta(days=age)
     started = finished - timedelta(seconds=r.uniform(40, 300))
     # what the assessment found
@@ -1534,7 +1542,7 @@ def _machine_docs(b: _Builder, p: dict) -> list[dict]:
     for i, status in enumerate(p["gc"]):
         gc_name, gc_version = _GC_PACKAGES[(p["idx"] + i) % len(_GC_PACKAGES)]
         rid = f"{mid}/providers/Microsoft.GuestConfiguration/guestConfigurationAssignments/{gc_name}"
-        checked = None if status == "Pending" else rnd.days_ago(0.01, 1.5)
+        checked = None if status == "Pending" else rnd.days_ago(0.01 + p["offline_days"], 1.5 + p["offline_days"])
         gprops: dict[str, Any] = {
             "complianceStatus": status,
             "latestReportId": f"{rid}/reports/{rnd.uuid()}" if status != "Pending" else None,
@@ -1652,7 +1660,8 @@ def _machine_docs(b: _Builder, p: dict) -> list[dict]:
     if p["filesync"] is not None:
         svc = b.sync_service(sub)
         server_id = rnd.uuid()
-        beat = rnd.days_ago(0.001, 0.2) if p["filesync"] == "fresh" else rnd.days_ago(9, 120)
+        beat_age = r.uniform(0.001, 0.2) if p["filesync"] == "fresh" else r.uniform(9, 120)
+        beat = _iso(b.now - timedelta(days=max(beat_age, p["offline_days"])))
         server_name = p.get("fqdn") or p["computer"]
         docs.append({"id": f"{svc}/registeredServers/{server_id}", "name": server_id,
                      "type": "Microsoft.StorageSync/storageSyncServices/registeredServers",
@@ -1678,18 +1687,20 @@ def _backup_item(b: _Builder, p: dict) -> dict:
     vm = p["kind"] == "vm"
     vault = b.vault(sub, p["location"] if vm else sub.primary, "backup")
     policy = f"{vault}/backupPolicies/{r.choice(('DefaultPolicy', 'EnhancedPolicy-Daily', 'Daily-30d-Weekly-12w'))}"
-    if health in ("ok", "irpending"):
-        state, last_status, last = "Protected", "Completed", rnd.days_ago(0.05, 1.5)
-    elif health == "stale":
-        state, last_status, last = "Protected", "Completed", rnd.days_ago(9, 40)
-    elif health == "failed":
-        state, last_status, last = "Protected", "Failed", rnd.days_ago(0.05, 1.5)
-    elif health == "error":
-        state, last_status, last = "ProtectionError", "Failed", rnd.days_ago(2, 12)
-    else:  # stopped: protection stopped, data retained
-        state, last_status, last = "ProtectionStopped", "Completed", rnd.days_ago(20, 200)
-    if health == "irpending":
-        state, last_status, last = "IRPending", "", None
+    state, last_status, age = {
+        "ok": ("Protected", "Completed", (0.05, 1.5)),
+        "stale": ("Protected", "Completed", (9, 40)),
+        "failed": ("Protected", "Failed", (0.05, 1.5)),
+        "error": ("ProtectionError", "Failed", (2, 12)),
+        "stopped": ("ProtectionStopped", "Completed", (20, 200)),  # protection stopped, data retained
+        "irpending": ("IRPending", "", None),
+    }[health]
+    last = None
+    if age is not None:
+        days = r.uniform(*age)
+        if not vm:  # the MARS agent backs up from inside the server: nothing since it went offline
+            days = max(days, p["offline_days"])
+        last = _iso(b.now - timedelta(days=days))
     healthy = health in ("ok", "irpending")
     props: dict[str, Any] = {"friendlyName": p["name"].lower() if vm else p["fqdn"],
                              "protectionStatus": "Healthy" if healthy else "Unhealthy",
@@ -1808,6 +1819,14 @@ def _render(b: _Builder, p: dict) -> None:
     if vm:
         p["fqdn"] = f"{p['computer']}.{sub.domain}" if p["domain_joined"] else None
     mtype = VM_TYPE if vm else ARC_TYPE
+    # how long the machine has been unreachable: nothing reported from inside it is newer than that
+    r = b.r
+    if vm:
+        p["offline_days"] = r.uniform(0.5, 120) if p["power"] in ("stopped", "deallocated") else 0.0
+    else:
+        p["status_days"] = {"Connected": r.uniform(1, 120), "Disconnected": r.uniform(0.1, 40),
+                            "Expired": r.uniform(46, 400)}.get(p["status"], r.uniform(0.05, 10))
+        p["offline_days"] = p["status_days"] if p["status"] in ("Disconnected", "Expired") else 0.0
     # the patch documents first: the VM's instance view repeats the latest summary
     patch_docs = _patch_docs(b, p, p["id"], mtype)
     machine = _vm_doc(b, p) if vm else _arc_doc(b, p)
