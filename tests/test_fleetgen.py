@@ -122,6 +122,10 @@ def test_every_document_is_well_formed(demo) -> None:
         assert m["id"] in demo["simulation"]["machines"], "every machine has guest facts"
     # no subscription is denied by default
     assert "access" not in demo["simulation"]
+    failing = [(mid.split("/")[6], t) for mid, e in demo["simulation"]["machines"].items()
+               for t in e.get("failExtensionTypes", [])]
+    assert {p for p, _ in failing} == {"Microsoft.Compute", "Microsoft.HybridCompute"}, "installs that fail, both kinds"
+    assert {t for _, t in failing} >= {"MDE.Windows", "AzureMonitorWindowsAgent"}
 
 
 def test_vm_documents_carry_the_instance_view(demo) -> None:

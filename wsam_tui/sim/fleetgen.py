@@ -555,7 +555,7 @@ class _Builder:
                  "2016": ("Cumulative Update for Windows Server 2016 for x64-based Systems", 11),
                  "2019": ("Cumulative Update for Windows Server 2019 for x64-based Systems", 23),
                  "2022": ("Cumulative Update for Microsoft server operating system version 21H2 for x64-based Systems", 37),
-                 "2025": ("Cumulative Update for Windows Server 2025 for x64-based Systems", 49)}
+                 "2025": ("Cumulative Update for Microsoft server operating system version 24H2 for x64-based Systems", 49)}
         rnd = self.rnd
         catalog: dict[str, list[dict]] = {}
         back = 0 if patch_tuesday(0) <= now else 1  # this month's, once released
@@ -852,6 +852,8 @@ def _force(p: dict, key: str) -> None:
             _set_defender(p, "Free")
             if variant == "override":
                 p["pricing_override"] = "Free"
+            else:  # and installing Defender for Endpoint here fails (the simulator's failExtensionTypes)
+                p["fail_types"] = ["MDE.Windows"]
             exts.pop("mde", None)
     elif feature == "sentinel":
         p["dcrs"] = [d for d in p["dcrs"] if d not in ("sentinel", "secaudit")]
@@ -983,6 +985,7 @@ def _force(p: dict, key: str) -> None:
                 exts["ama"] = "Failed"
         else:
             p["dcrs"] = []
+            p["fail_types"] = ["AzureMonitorWindowsAgent"]  # an agent install that will fail
     elif feature == "entra":
         if state == "on":
             exts["aad"] = "Succeeded"
