@@ -109,8 +109,10 @@ async def sdk_path(base: str, ca: str) -> tuple[float, int]:
     t0 = time.monotonic()
     count = 0
     for sub in subs:
-        async with ComputeManagementClient(Cred(), sub, base_url=base, connection_verify=ca) as cc, \
-                HybridComputeManagementClient(Cred(), sub, base_url=base, connection_verify=ca) as hc:
+        # A careful script lets the SDK retry throttled reads as often as it takes (default: 3 status retries).
+        retry = {"retry_total": 1000, "retry_status": 1000}
+        async with ComputeManagementClient(Cred(), sub, base_url=base, connection_verify=ca, **retry) as cc, \
+                HybridComputeManagementClient(Cred(), sub, base_url=base, connection_verify=ca, **retry) as hc:
             gate = asyncio.Semaphore(16)
             vms = [vm async for vm in cc.virtual_machines.list_all()]
             machines = [m async for m in hc.machines.list_by_subscription()]
