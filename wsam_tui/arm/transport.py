@@ -124,6 +124,7 @@ class ArmTransport:
         self._graph_remaining = GRAPH_QUOTA
         self._graph_resets_at = 0.0
         self._graph_inflight = 0
+        self._graph_min_rtt: float | None = None
         self.request_ids: list[str] = []  # recent request ids, newest last (bounded)
         self.stats = {"requests": 0, "retries": 0, "throttled": 0, "budget_waits": 0.0}
 
@@ -189,7 +190,8 @@ class ArmTransport:
             self._graph_remaining -= 1
             self._graph_inflight += 1
             if not self._graph_resets_at:
-                self._graph_resets_at = time.monotonic() + GRAPH_WINDOW_S
+                # The server's window opens when this query arrives: half a round trip from now.
+                self._graph_resets_at = time.monotonic() + GRAPH_WINDOW_S + (self._graph_min_rtt or 0.1) / 2 + 0.02
 
     def _observe_graph_quota(self, headers: httpx.Headers) -> None:
         remaining = headers.get("x-ms-user-quota-remaining")
@@ -200,7 +202,9 @@ class ArmTransport:
             h, m, sec = (int(x) for x in (resets or "0:0:0").split(":"))
             # The server's count is the truth; queries still in flight may not be in it yet.
             self._graph_remaining = int(remaining) - self._graph_inflight
-            self._graph_resets_at = time.monotonic() + h * 3600 + m * 60 + sec
+            if not self._graph_resets_at:
+                # Whole seconds only: the local window, opened at our first query, is more precise.
+                self._graph_resets_at = time.monotonic() + h * 3600 + m * 60 + sec
 
     # ---- requests -----------------------------------------------------------------------------------
 
@@ -227,6 +231,7 @@ class ArmTransport:
             if content is not None:
                 headers["Content-Type"] = "application/json"
             self.stats["requests"] += 1
+            sent = time.monotonic()
             try:
                 resp = await self.client.request(method, url, params=params, content=content, headers=headers)
             except (httpx.TransportError, ssl.SSLError) as e:
@@ -246,6 +251,8 @@ class ArmTransport:
                 del self.request_ids[:-200]
             if is_graph:
                 self._graph_inflight -= 1
+                rtt = time.monotonic() - sent
+                self._graph_min_rtt = rtt if self._graph_min_rtt is None else min(self._graph_min_rtt, rtt)
                 self._observe_graph_quota(resp.headers)
             else:
                 self._observe_budget(subscription, kind, resp.headers)
