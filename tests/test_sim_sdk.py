@@ -168,6 +168,9 @@ async def test_install_patches_changes_next_assessment(scenario_sim, credential)
 
 async def test_power_state_changes_are_visible(scenario_sim, credential):
     async with compute(scenario_sim, credential) as c:
+        await (await c.virtual_machines.begin_start("rg-web", "web-stopped")).result()
+        booted = await c.virtual_machines.instance_view("rg-web", "web-stopped")
+        assert booted.vm_agent is not None and booted.vm_agent.statuses[0].display_status == "Ready"
         await (await c.virtual_machines.begin_power_off("rg-web", "web-05")).result()
         view = await c.virtual_machines.instance_view("rg-web", "web-05")
         assert any(s.code == "PowerState/stopped" for s in view.statuses)

@@ -120,8 +120,13 @@ def vm_power(sim: Simulator, ctx: Ctx) -> Reply:
         set_power_state(doc, final)
         if final == "running":
             stashed = state.sim_for(doc["id"]).pop("_stashedAgent", None)
+            iv = doc["properties"]["instanceView"]
             if stashed is not None:
-                doc["properties"]["instanceView"]["vmAgent"] = stashed
+                iv["vmAgent"] = stashed
+            elif "vmAgent" not in iv:  # a VM that was deallocated in the fleet file boots with a ready agent
+                iv["vmAgent"] = {"vmAgentVersion": "2.7.41491.1102", "statuses": [
+                    {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Ready",
+                     "message": "GuestAgent is running and processing the extensions.", "time": now_iso()}]}
         state.reindex(doc)
 
     return accepted(sim, ctx, start_op(sim, doc, f"vm.{action}", complete))
