@@ -90,7 +90,7 @@ async def export_command(args: argparse.Namespace) -> int:
             print(f"wsam-tui export: subscription {sub}: {source}: {message}", file=sys.stderr)
         if report.failures:
             exit_code = EXIT_PARTIAL
-    snapshot = inventory.load(args.subscription)
+    snapshot = inventory.load(args.subscription, evidence=args.output == "json")
     store.close()
     if not snapshot.subscriptions and args.offline:
         print("wsam-tui export: the local cache is empty; run once online first", file=sys.stderr)

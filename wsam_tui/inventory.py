@@ -168,7 +168,8 @@ class Inventory:
         report.seconds = time.monotonic() - started
         return report
 
-    def load(self, wanted: Sequence[str] = (), *, now: datetime | None = None) -> Snapshot:
+    def load(self, wanted: Sequence[str] = (), *, now: datetime | None = None, evidence: bool = False) -> Snapshot:
+        """Servers from the store. Without ``evidence`` (the table), cells keep state, summary and flags only."""
         subs_meta = self.store.get_meta("subscriptions", []) or []
         if wanted:
             keys = {w.lower() for w in wanted}
@@ -191,7 +192,9 @@ class Inventory:
                 statuses[(m.subscription, source)] = SourceStatus(error=clean_text(m.error, limit=300))
         raw, ctx = assemble(rows, sources=statuses, now=now or datetime.now(UTC), required_tags=self.required_tags,
                             stale_after_days=self.stale_after_days)
-        servers = [build_server(r, ctx) for r in raw]
+        shared: dict = {}
+        servers = [build_server(r, ctx, evidence=evidence, shared=shared) for r in raw]
+        del raw
         servers.sort(key=lambda s: (s.name.lower(), s.id.lower()))
         return Snapshot(servers=servers, subscriptions=subs_meta, oldest=min(fetched, default=None),
                         newest=max(fetched, default=None), notices=list(self.store.notices))

@@ -1321,8 +1321,22 @@ def evaluate(raw: RawServer, ctx: FleetContext) -> dict[str, CapabilityState]:
     return _evaluate(_View(raw, ctx))
 
 
-def build_server(raw: RawServer, ctx: FleetContext) -> Server:
-    """The table row for one server. Never raises on a malformed document: fields degrade to ""."""
+def _compact(state: CapabilityState, shared: dict) -> CapabilityState:
+    """The same cell without its evidence, shared between servers whose cells read alike."""
+    key = (state.capability, state.state, state.summary, state.unknown_reason, state.flags)
+    found = shared.get(key)
+    if found is None:
+        found = shared[key] = CapabilityState(state.capability, state.state, state.summary, (), state.unknown_reason,
+                                              state.flags)
+    return found
+
+
+def build_server(raw: RawServer, ctx: FleetContext, *, evidence: bool = True, shared: dict | None = None) -> Server:
+    """The table row for one server. Never raises on a malformed document: fields degrade to "".
+
+    ``evidence=False`` keeps only each cell's state, summary and flags (cells shared through ``shared``):
+    a table of 50,000 servers does not hold a million evidence records; the details pane derives them
+    again for the one server it shows."""
     v = _View(raw, ctx)
     m, props = v.m, v.props
     name = _s(m.get("name")) or _last_segment(m.get("id"))
@@ -1361,6 +1375,7 @@ def build_server(raw: RawServer, ctx: FleetContext) -> Server:
         tags=tags,
         identity_type=clean_text(identity_type, limit=60),
         extensions=tuple(v.extensions),
-        capabilities=_evaluate(v),
+        capabilities=_evaluate(v) if evidence else {k: _compact(c, shared if shared is not None else {})
+                                                    for k, c in _evaluate(v).items()},
         fetched_at=v.fetched(Source.MACHINES),
     )
