@@ -176,25 +176,43 @@ class Inventory:
             subs_meta = [s for s in subs_meta if str(s.get("subscriptionId", "")).lower() in keys
                          or str(s.get("displayName", "")).lower() in keys]
         sub_ids = [str(s.get("subscriptionId", "")).lower() for s in subs_meta]
-        rows: dict[Source, list[dict]] = {s: [] for s in Source}
+        manifests = self.store.manifests(sub_ids)
         statuses: dict[tuple[str, Source], SourceStatus] = {}
         fetched: list[datetime] = []
-        for m in self.store.manifests(sub_ids):
+        by_sub: dict[str, list] = {}
+        for m in manifests:
             try:
                 source = Source(m.source)
             except ValueError:
                 continue
             if m.fetched_at is not None:
-                rows[source].extend(self.store.rows(m.subscription, m.source, m.chunks))
                 statuses[(m.subscription, source)] = SourceStatus(fetched_at=m.fetched_at)
                 fetched.append(m.fetched_at)
+                by_sub.setdefault(m.subscription, []).append((source, m))
             elif m.error:
                 statuses[(m.subscription, source)] = SourceStatus(error=clean_text(m.error, limit=300))
-        raw, ctx = assemble(rows, sources=statuses, now=now or datetime.now(UTC), required_tags=self.required_tags,
-                            stale_after_days=self.stale_after_days)
+        # Rules, workspaces and File Sync servers serve machines of any subscription: read them once.
+        fleet_wide = {Source.DCRS, Source.FILE_SYNC}
+        shared_rows: dict[Source, list[dict]] = {s: [] for s in fleet_wide}
+        for sub, entries in by_sub.items():
+            for source, m in entries:
+                if source in fleet_wide:
+                    shared_rows[source].extend(self.store.rows(sub, m.source, m.chunks))
+        # The rest one subscription at a time, so memory peaks at one subscription's raw rows.
+        when = now or datetime.now(UTC)
         shared: dict = {}
-        servers = [build_server(r, ctx, evidence=evidence, shared=shared) for r in raw]
-        del raw
+        servers: list[Server] = []
+        for sub, entries in by_sub.items():
+            rows: dict[Source, list[dict]] = dict(shared_rows)
+            for source, m in entries:
+                if source not in fleet_wide:
+                    rows[source] = self.store.rows(sub, m.source, m.chunks)
+            if not rows.get(Source.MACHINES):
+                continue
+            raw, ctx = assemble(rows, sources=statuses, now=when, required_tags=self.required_tags,
+                                stale_after_days=self.stale_after_days)
+            servers.extend(build_server(r, ctx, evidence=evidence, shared=shared) for r in raw)
+            del raw, rows
         servers.sort(key=lambda s: (s.name.lower(), s.id.lower()))
         return Snapshot(servers=servers, subscriptions=subs_meta, oldest=min(fetched, default=None),
                         newest=max(fetched, default=None), notices=list(self.store.notices))
