@@ -146,16 +146,16 @@ class Inventory:
             {k: s.get(k) for k in ("subscriptionId", "displayName", "tenantId", "state")} for s in subs])
         tenant_of = {s["subscriptionId"].lower(): str(s.get("tenantId") or "") for s in subs}
         ids = [s["subscriptionId"] for s in subs]
-        results = await graph.fetch_sources(conn.transport, ids, progress=progress)
         report = RefreshReport(subscriptions=subs)
         now = datetime.now(UTC)
-        for result in results:
+
+        def store_result(result: graph.SourceResult) -> None:
             if result.error is not None:
                 message = result.error.describe()
                 for sub in result.subscriptions:
                     self.store.put_error(sub, result.source.value, message, tenant=tenant_of.get(sub.lower(), ""))
                     report.failures.append((sub, result.source.value, message))
-                continue
+                return
             by_sub: dict[str, list[dict]] = {s.lower(): [] for s in result.subscriptions}
             for row in result.rows:
                 if result.source is Source.MACHINES:
@@ -163,8 +163,11 @@ class Inventory:
                 sub = subscription_of(row)
                 if sub in by_sub:
                     by_sub[sub].append(row)
+            result.rows = []
             for sub, rows in by_sub.items():
                 self.store.put_rows(sub, result.source.value, rows, tenant=tenant_of.get(sub, ""), fetched_at=now)
+
+        await graph.fetch_sources(conn.transport, ids, progress=progress, on_result=store_result)
         report.seconds = time.monotonic() - started
         return report
 
