@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import math
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,6 +21,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from simproc import start_sim, stop  # noqa: E402
 
 from wsam_tui.arm import graph  # noqa: E402
 from wsam_tui.inventory import ConnectOptions, Inventory, connect  # noqa: E402
@@ -29,33 +31,6 @@ from wsam_tui.store.cache import Store  # noqa: E402
 
 ARG_QUOTA, ARG_WINDOW_S = 15, 5.0
 ARM_READ_BURST, ARM_READ_REFILL = 250, 25.0
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
-
-
-def start_sim(size: int, latency_ms: float) -> tuple[subprocess.Popen, str, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wsam_tui.cli", "sim", "--size", str(size), "--seed", "7", "--latency-ms", str(latency_ms)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    base = ca = ""
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("BASE_URL="):
-            base = line.split("=", 1)[1].strip()
-        elif line.startswith("CA_BUNDLE="):
-            ca = line.split("=", 1)[1].strip()
-        if base and ca:
-            break
-    if not base:
-        raise RuntimeError("simulator did not start")
-    return proc, base, ca
 
 
 def floor_seconds(graph_requests: int, latency_s: float) -> tuple[float, str]:
@@ -155,18 +130,7 @@ def graph_requests_and_busy(log_path: Path) -> tuple[int, float]:
 
 def run_engine(size: int, latency_ms: float) -> dict:
     log = Path(tempfile.mkdtemp()) / "requests.jsonl"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wsam_tui.cli", "sim", "--size", str(size), "--seed", "7", "--latency-ms", str(latency_ms),
-         "--request-log", str(log)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    base = ca = ""
-    for line in proc.stdout:  # type: ignore[union-attr]
-        if line.startswith("BASE_URL="):
-            base = line.split("=", 1)[1].strip()
-        elif line.startswith("CA_BUNDLE="):
-            ca = line.split("=", 1)[1].strip()
-        if base and ca:
-            break
+    proc, base, ca = start_sim(size, "--latency-ms", str(latency_ms), "--request-log", str(log))
     try:
         elapsed, servers, stats = asyncio.run(engine(base, ca))
     finally:
@@ -187,7 +151,7 @@ def main() -> None:
 
     n = args.sdk_size
     r = run_engine(n, args.latency_ms)
-    proc, base, ca = start_sim(n, args.latency_ms)
+    proc, base, ca = start_sim(n, "--latency-ms", str(args.latency_ms))
     try:
         sdk_s, sdk_servers = asyncio.run(sdk_path(base, ca))
     finally:

@@ -19,41 +19,16 @@ import re
 import ssl
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import aiohttp
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
+from simproc import start_sim, stop
 
 
-def start_sim(size: int) -> tuple[subprocess.Popen, str, str, float]:
+def start_timed(size: int) -> tuple[subprocess.Popen, str, str, float]:
     t0 = time.monotonic()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wsam_tui.cli", "sim", "--size", str(size), "--no-throttle", "--seed", "7"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-    )
-    base = ca = ""
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("BASE_URL="):
-            base = line.split("=", 1)[1].strip()
-        elif line.startswith("CA_BUNDLE="):
-            ca = line.split("=", 1)[1].strip()
-        if base and ca:
-            break
-    if not base:
-        raise RuntimeError(f"simulator did not start: {proc.stderr.read() if proc.stderr else ''}")
+    proc, base, ca = start_sim(size, "--no-throttle")
     return proc, base, ca, time.monotonic() - t0
 
 
@@ -116,7 +91,7 @@ async def measure(base: str, ca: str, seconds: float, concurrency: int) -> dict:
 
 
 def run(size: int, seconds: float, concurrency: int) -> dict:
-    proc, base, ca, start_s = start_sim(size)
+    proc, base, ca, start_s = start_timed(size)
     try:
         rss_loaded = rss_mb(proc.pid)
         result = asyncio.run(measure(base, ca, seconds, concurrency))

@@ -120,25 +120,16 @@ def parse_iso(text: str) -> datetime | None:
 
 
 def _shift_times(node: Any, delta: timedelta) -> Any:
-    """Shift every ISO-8601 timestamp string in a document tree by delta (in place for containers)."""
-    if isinstance(node, dict):
-        for k, v in node.items():
-            if isinstance(v, str):
-                if len(v) >= 20 and v[4:5] == "-" and v[10:11] == "T":
-                    dt = parse_iso(v)
-                    if dt is not None:
-                        node[k] = iso(dt + delta)
-            elif isinstance(v, dict | list):
-                _shift_times(v, delta)
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            if isinstance(v, str):
-                if len(v) >= 20 and v[4:5] == "-" and v[10:11] == "T":
-                    dt = parse_iso(v)
-                    if dt is not None:
-                        node[i] = iso(dt + delta)
-            elif isinstance(v, dict | list):
-                _shift_times(v, delta)
+    """Shift every ISO-8601 timestamp string in a document tree by delta (in place)."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in list(items):
+        if isinstance(value, str):
+            if len(value) >= 20 and value[4:5] == "-" and value[10:11] == "T":
+                dt = parse_iso(value)
+                if dt is not None:
+                    node[key] = iso(dt + delta)
+        elif isinstance(value, dict | list):
+            _shift_times(value, delta)
     return node
 
 
