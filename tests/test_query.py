@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -711,3 +713,18 @@ def test_performance_50k(capsys):
     lines.append(f"  typing {final!r} keystroke by keystroke: worst {worst * 1000:.1f} ms (parse + filter)")
     with capsys.disabled():
         print("\n" + "\n".join(lines))
+
+
+# ---- docs/filter.md ----------------------------------------------------------------------------
+
+
+def test_docs_examples_and_errors_are_true():
+    doc = Path(__file__).resolve().parent.parent.joinpath("docs", "filter.md").read_text(encoding="utf-8")
+    examples = doc.split("```")[1].strip().splitlines()
+    for line in examples:
+        assert isinstance(parse_query(re.split(r"\s{2,}", line)[0], subscriptions=SUBS), Query), line
+    rows = re.findall(r"^\| `([^`]+)`(?: / `([^`]+)`)? \| `(.+)` \|$", doc, re.MULTILINE)
+    assert len(rows) >= 10
+    for first, second, messages in rows:
+        for text, message in zip([first, *([second] if second else [])], messages.split("` / `"), strict=True):
+            assert str(error(text)) == message
