@@ -1,12 +1,13 @@
 """The `/` filter language, sorting and the gap view over a fleet snapshot. Pure domain: no Textual, no I/O.
 
-``FleetIndex`` is built once per snapshot (in a worker): for every server a ``ServerIndexEntry`` with a
-casefolded haystack for free words and small lookup values (kind, capability ranks and state masks, tag
-key/value and flag strings, whole-percent coverage, version keys), and the same values laid out as columns.
+``FleetIndex`` is built once per snapshot (in a worker): for every server a ``ServerIndexEntry`` of
+casefolded values (name, subscription, location, OS, state, agent version and its numeric key, tag and
+flag strings, capability ranks, whole-percent coverage), and the same values laid out as columns.
 ``parse_query`` compiles the text typed after `/` into a tree of small tests; a ``Query`` carries both a
-predicate over one entry and that tree, which ``FleetIndex.filter`` runs column by column (one list
-comprehension per test over the rows still in play — no Python call per server), which is what keeps a
-keystroke within budget at 50,000 servers. The language is documented in docs/filter.md; in short::
+predicate over one entry and that tree, which ``FleetIndex.filter`` runs column by column: one list
+comprehension per test over the rows still in play, no Python call per server; a column of few
+distinct values tested once per value. That keeps a keystroke within budget at 50,000 servers. The
+language is documented in docs/filter.md; in short::
 
     web prod                      free words, all must match (substring, case-insensitive)
     kind:arc state:disconnected   fields
@@ -24,6 +25,7 @@ import difflib
 import gc
 import math
 import re
+from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -98,6 +100,7 @@ _COMPARABLE = frozenset({"coverage", "agent"})
 # field -> (the "any capability" column, the ranks that match)
 _CAP_FIELDS = {"has": ("on", bytes([ON])), "partial": ("partial", bytes([PARTIAL])), "off": ("off", bytes([OFF])),
                "missing": ("gap", bytes([PARTIAL, OFF])), "unknown": ("unknown", bytes([UNKNOWN]))}
+_ANY_BITS = {name: sum(1 << r for r in ranks) for name, ranks in _CAP_FIELDS.values()}  # any.<name>: ServerIndexEntry.states
 
 # Windows Server releases by build, so that os:2016 also finds a server that only reports 10.0.14393.
 _RELEASES = {"7601": "2008 r2", "9200": "2012", "9600": "2012 r2", "14393": "2016", "17763": "2019",
@@ -129,12 +132,12 @@ class QueryError(ValueError):
 
 @dataclass(slots=True, eq=False)
 class ServerIndexEntry:
-    """One server, precomputed for matching and sorting (casefolded text, masks, sets). Read-only."""
+    """One server, precomputed for matching and sorting (casefolded text, ranks, joined strings).
+    Read-only; values equal between servers are shared objects once the FleetIndex is built."""
 
     index: int  # position in FleetIndex.servers
     server: Server
     name: str
-    id: str
     arc: int  # 1 for an Arc server, 0 for an Azure VM
     sub: str  # subscription id, casefolded
     sub_name: str  # its display name, casefolded ("" when unknown)
@@ -150,20 +153,35 @@ class ServerIndexEntry:
     coverage: float  # percent, 0..100
     cov: int  # whole percent, as compared by coverage<…
     ranks: bytes  # per CATALOG column: 0 on, 1 partial, 2 off, 3 unknown, 4 n/a
-    on: int  # bit masks over CATALOG positions
-    partial: int
-    off: int
-    gap: int  # off | partial
-    unknown: int
-    hay: str  # every free-text field, casefolded, joined by \0 (tags as key=value)
+    states: int  # bit 1 << rank for every rank present in ``ranks``
 
     @property
     def kind(self) -> Kind:
         return Kind.ARC if self.arc else Kind.VM
 
+    @property
+    def id(self) -> str:
+        return _fold(self.server.id)
+
+    @property
+    def hay(self) -> str:
+        """What free words match: every text field, \0 between fields, tags as key=value."""
+        tags = self.tags[1:-1].replace(_ITEM, _SEP).replace(_KV, "=")
+        return _SEP.join((self.name, self.rg, self.sub_text, self.loc, self.os, self.state, tags))
+
+    @property
+    def rest(self) -> str:
+        """The part of ``hay`` that is the server's own (the rest is shared: see FleetIndex)."""
+        tags = self.tags[1:-1].replace(_ITEM, _SEP).replace(_KV, "=")
+        return f"{self.name}{_SEP}{self.rg}{_SEP}{tags}"
+
 
 def _fold(value: object) -> str:
-    return value.casefold() if isinstance(value, str) else ("" if value is None else str(value).casefold())
+    """Casefolded text; the same object when it already is (names and ids often are)."""
+    if not isinstance(value, str):
+        value = "" if value is None else str(value)
+    folded = value.casefold()
+    return value if folded == value else folded
 
 
 def _delimitable(text: str) -> str:
@@ -195,35 +213,9 @@ def _cell(cell: Any) -> tuple[int, tuple[str, ...]]:
     return rank, tuple(_delimitable(_fold(f)) for f in flags) if isinstance(flags, tuple | list) else ()
 
 
-def _capabilities(cells: tuple[Any, ...], memo: dict[int, tuple]) -> tuple:
-    """Ranks, state masks, the flags string, coverage (percent) and the number of cells present, for
-    one server's cells in CATALOG order. ``memo``: id of a cell -> ``_cell``."""
-    ranks = bytearray(len(cells))
-    masks = [0, 0, 0, 0, 0]
-    flags: set[str] = set()
-    present = 0
-    for i, cell in enumerate(cells):
-        if cell is None:
-            rank = UNKNOWN
-        else:
-            present += 1
-            info = memo.get(id(cell))
-            if info is None:
-                info = memo[id(cell)] = _cell(cell)
-            rank = info[0]
-            if info[1]:
-                flags.update(info[1])
-        ranks[i] = rank
-        masks[rank] |= 1 << i
-    counts = [m.bit_count() for m in masks]
-    scored = counts[ON] + counts[PARTIAL] + counts[OFF]
-    coverage = (counts[ON] + counts[PARTIAL] / 2) / scored * 100.0 if scored else 0.0
-    return bytes(ranks), masks, _joined(sorted(flags)), coverage, present
-
-
-def _entry(index: int, s: Server, subscriptions: Mapping[str, str], memo: dict) -> ServerIndexEntry:
-    """``memo`` (ids of a server's cells, or of one cell -> what they give) saves the work for cells
-    shared between servers: the table keeps one CapabilityState per distinct cell."""
+def _entry(index: int, s: Server, subscriptions: Mapping[str, str], memo: dict[int, tuple]) -> ServerIndexEntry:
+    """``memo`` (id of a CapabilityState -> ``_cell``) saves the work for cells shared between
+    servers: the table keeps one CapabilityState per distinct cell."""
     name, rg, loc, state = _fold(s.name), _fold(s.resource_group), _fold(s.location), _fold(s.state)
     agent = _fold(s.agent_version)
     sub = _fold(s.subscription_id)
@@ -232,30 +224,42 @@ def _entry(index: int, s: Server, subscriptions: Mapping[str, str], memo: dict) 
     build = _BUILD.match(os_version)
     release = _RELEASES.get(build.group(1), "") if build else ""
     tags = s.tags if isinstance(s.tags, Mapping) else {}
-    pairs = [(_delimitable(_fold(k).strip()), _delimitable(_fold(v).strip())) for k, v in tags.items()]
+    pairs = sorted(f"{_delimitable(_fold(k).strip())}{_KV}{_delimitable(_fold(v).strip())}" for k, v in tags.items())
     caps = s.capabilities if isinstance(s.capabilities, Mapping) else {}
-    cells = tuple(map(caps.get, _CAP_IDS))
-    key = tuple(map(id, cells))
-    info = memo.get(key)
-    if info is None:
-        info = memo[key] = _capabilities(cells, memo)
-    ranks, masks, flags, coverage, present = info
-    if len(caps) != present:  # cells beyond the catalog: the model's own sum
+    ranks = bytearray(len(_CAP_IDS))
+    flags: set[str] = set()
+    present = 0
+    for i, cid in enumerate(_CAP_IDS):
+        cell = caps.get(cid)
+        if cell is None:
+            ranks[i] = UNKNOWN
+            continue
+        present += 1
+        info = memo.get(id(cell))
+        if info is None:
+            info = memo[id(cell)] = _cell(cell)
+        ranks[i] = info[0]
+        if info[1]:
+            flags.update(info[1])
+    on, partial, off = ranks.count(ON), ranks.count(PARTIAL), ranks.count(OFF)
+    if len(caps) == present:
+        scored = on + partial + off
+        coverage = (on + partial / 2) / scored * 100.0 if scored else 0.0
+    else:  # cells beyond the catalog: the model's own sum
         try:
             coverage = float(s.coverage) * 100.0
         except (TypeError, ValueError, AttributeError, ZeroDivisionError):
             coverage = 0.0
         coverage = min(max(coverage, 0.0), 100.0) if math.isfinite(coverage) else 0.0
-    hay = _SEP.join(f for f in (name, rg, sub_name, sub, loc, os_name, os_version, release, state,
-                                *(f"{k}={v}" for k, v in pairs)) if f)
+    states = 0
+    for rank in set(ranks):
+        states |= 1 << rank
     return ServerIndexEntry(
-        index=index, server=s, name=name, id=_fold(s.id), arc=1 if _fold(s.kind) == Kind.ARC.value else 0,
+        index=index, server=s, name=name, arc=1 if _fold(s.kind) == Kind.ARC.value else 0,
         sub=sub, sub_name=sub_name, sub_text=f"{sub}{_SEP}{sub_name}", rg=rg, loc=loc,
         os=f"{os_name}{_SEP}{os_version}{_SEP}{release}", state=state, agent=agent, agent_key=_version_key(agent),
-        tags=_joined(sorted(f"{k}{_KV}{v}" for k, v in pairs)), flags=flags,
-        coverage=coverage, cov=int(coverage + 0.5), ranks=ranks,
-        on=masks[ON], partial=masks[PARTIAL], off=masks[OFF], gap=masks[PARTIAL] | masks[OFF],
-        unknown=masks[UNKNOWN], hay=hay,
+        tags=_joined(pairs), flags=_joined(sorted(flags)), coverage=coverage, cov=int(coverage + 0.5),
+        ranks=bytes(ranks), states=states,
     )
 
 
@@ -374,14 +378,13 @@ def _tokenize(text: str) -> list[_Tok]:
 
 Predicate = Callable[[ServerIndexEntry], bool]
 
-# Columns: an attribute of ServerIndexEntry, "cap.<i>" (the rank of CATALOG[i]) or "any.<mask>" (1 when
+# Columns: an attribute of ServerIndexEntry, "cap.<i>" (the rank of CATALOG[i]) or "any.<name>" (1 when
 # any capability is in that state: any.on, any.partial, any.off, any.gap, any.unknown).
 # Cost classes order the tests of an AND: cheap and byte-sized first, so later tests see fewer rows.
-_BYTE_COLUMNS = frozenset({"arc", "cov"})
-_SHARED_COLUMNS = ("hay", "name", "id", "sub", "sub_text", "rg", "loc", "os", "state", "agent", "tags", "flags",
-                   "agent_key")
+_BYTE_COLUMNS = ("arc", "cov")
+_SHARED_COLUMNS = ("name", "sub", "sub_text", "rg", "loc", "os", "state", "agent", "tags", "flags", "agent_key")
 _COLUMNS = (*_SHARED_COLUMNS, *_BYTE_COLUMNS, *(f"cap.{i}" for i in range(len(CATALOG))),
-            *(f"any.{m}" for m in ("on", "partial", "off", "gap", "unknown")))
+            *(f"any.{m}" for m in _ANY_BITS))  # built with the index; "id" on first use
 
 
 def _getter(column: str) -> Callable[[ServerIndexEntry], Any]:
@@ -389,8 +392,8 @@ def _getter(column: str) -> Callable[[ServerIndexEntry], Any]:
         i = int(column[4:])
         return lambda e: e.ranks[i]
     if column.startswith("any."):
-        mask = attrgetter(column[4:])
-        return lambda e: 1 if mask(e) else 0
+        bits = _ANY_BITS[column[4:]]
+        return lambda e: 1 if e.states & bits else 0
     return attrgetter(column)
 
 
@@ -893,7 +896,8 @@ def _implies(p: _Plan, q: _Plan) -> bool:
 class FleetIndex:
     """Entries and columns for one snapshot, a current sort order, and filtering in that order.
 
-    Build it in a worker (about 1 s for 50,000 servers); ``filter`` and ``sort`` then take milliseconds.
+    Build it in a worker (about 1.3 s and 36 MB for 50,000 servers); ``filter`` and ``sort`` then take
+    milliseconds. Not thread-safe: filter and sort from one thread.
     """
 
     def __init__(self, servers: Sequence[Server], subscriptions: Mapping[str, str] = _NO_NAMES) -> None:
@@ -905,12 +909,12 @@ class FleetIndex:
         collecting = gc.isenabled()
         gc.disable()  # 50,000 acyclic entries and their values: the cyclic collector only costs time here (2x)
         try:
-            memo: dict = {}
+            memo: dict[int, tuple] = {}
             self.entries: list[ServerIndexEntry] = [_entry(i, s, self.subscriptions, memo)
                                                     for i, s in enumerate(servers)]
             del memo
             for name in _COLUMNS:  # all now, in the worker, rather than on a keystroke
-                self.column(name)
+                self._column(name)
             self._split_haystack()
         finally:
             if collecting:
@@ -920,8 +924,8 @@ class FleetIndex:
         self._sort_keys: dict[str, list] = {}
         name_key = self._sort_key("name")
         # The base order: by name (natural, casefolded), then id — the tiebreak of every other column.
-        self._base: list[int] = sorted(self._all, key=lambda i: (name_key[i] is None, name_key[i] or 0,
-                                                                 self.entries[i].id))
+        ids = [e.id for e in self.entries]
+        self._base: list[int] = sorted(self._all, key=lambda i: (name_key[i] is None, name_key[i] or 0, ids[i]))
         self.sort_key = "name"
         self.descending = False
         self._set_order(list(self._base))
@@ -932,15 +936,16 @@ class FleetIndex:
     def _set_order(self, order: list[int]) -> None:
         self.order: list[int] = order
         self._ordered = [self.entries[i] for i in order]
-        position = [0] * len(order)
+        position = array("q", [0]) * len(order)
         for p, i in enumerate(order):
             position[i] = p
         self._position = position
 
-    def column(self, name: str) -> Sequence[Any]:
-        """The values of one column, by server index (built on first use, then kept)."""
+    def _column(self, name: str) -> Sequence[Any] | None:
+        """Build one column (by server index), once. A column of few distinct values keeps only those and
+        a code per row (``_codes``) and answers None here."""
         col = self._columns.get(name)
-        if col is None:
+        if col is None and name not in self._codes:
             es = self.entries
             if name.startswith("cap."):
                 width = len(_CAP_IDS)
@@ -959,6 +964,7 @@ class FleetIndex:
                     if len(distinct) * 4 <= len(col):  # few values: tested once each, then looked up by row
                         code = {v: c for c, v in enumerate(distinct)}
                         self._codes[name] = (list(distinct), [code[v] for v in col])
+                        return None
             self._columns[name] = col
         return col
 
@@ -967,12 +973,12 @@ class FleetIndex:
         if isinstance(plan, _Test):
             if plan.op == "true":
                 return rows
-            if plan.column == "hay" and plan.op == "in":
-                return self._scan_word(plan.arg, rows)
-            coded = self._codes.get(plan.column)
-            if coded is not None:
-                return self._scan_coded(plan, *coded, rows)
-            return _scan(plan, self.column(plan.column), rows)
+            if plan.column == "hay":
+                return self._scan_hay(plan, rows)
+            col = self._column(plan.column)
+            if col is None:
+                return self._scan_coded(plan, *self._codes[plan.column], rows)
+            return _scan(plan, col, rows)
         if plan.op == "AND":
             for child in plan.children:
                 if not rows:
@@ -1005,19 +1011,14 @@ class FleetIndex:
         """A free word is tested on the haystack: about 180 characters a server, most of them repeated
         across the fleet (subscription id and name, location, OS, state). Those fields are grouped into
         *profiles*, a few hundred or thousand distinct ones, each tested once per word; each server then
-        needs one look-up and a substring test on what is its own (name, resource group, tags): 3-4x
-        faster at 50,000 servers. ``ServerIndexEntry.hay`` keeps every field (same matches)."""
+        needs one look-up and a test on what is its own (name, resource group, tags): 3-4x faster at
+        50,000 servers than the whole haystack per server, with the same matches (a word matches
+        within one field)."""
         ids: dict[tuple[str, ...], int] = {}
-        profile = []
-        rest = []
-        for e in self.entries:
-            key = (e.sub_text, e.loc, e.os, e.state)
-            profile.append(ids.setdefault(key, len(ids)))
-            tags = e.tags[1:-1].replace(_ITEM, _SEP).replace(_KV, "=")
-            rest.append(f"{e.name}{_SEP}{e.rg}{_SEP}{tags}")
+        self._columns["profile"] = [ids.setdefault((e.sub_text, e.loc, e.os, e.state), len(ids))
+                                    for e in self.entries]
+        self._columns["rest"] = [e.rest for e in self.entries]
         self._profile_texts = [_SEP.join(key) for key in ids]
-        self._columns["profile"] = profile
-        self._columns["rest"] = rest
 
     def _remember_mask(self, key: Any, mask: bytes) -> bytes:
         if len(self._masks) >= 256:
@@ -1041,18 +1042,24 @@ class FleetIndex:
             return rows
         return [i for i in rows if mask[codes[i]]]
 
-    def _scan_word(self, word: str, rows: Sequence[int]) -> list[int] | Sequence[int]:
-        """The rows of ``rows`` whose haystack contains ``word``."""
-        mask = self._masks.get(word)
+    def _scan_hay(self, test: _Test, rows: Sequence[int]) -> list[int] | Sequence[int]:
+        """A free word (``in``) or pattern (``call``): once per profile, then per row on its own text."""
+        key = ("hay", test)
+        mask = self._masks.get(key)
+        texts = self._profile_texts
         if mask is None:
-            mask = self._remember_mask(word, bytes([word in text for text in self._profile_texts]))
-        rest = self._columns["rest"]
-        if not any(mask):
-            return [i for i in rows if word in rest[i]]
+            passed = [test.arg in t for t in texts] if test.op == "in" else [bool(test.arg(t)) for t in texts]
+            mask = self._remember_mask(key, bytes(passed))
+        rest, profile = self._columns["rest"], self._columns["profile"]
         if all(mask):
             return rows
-        profile = self._columns["profile"]
-        return [i for i in rows if mask[profile[i]] or word in rest[i]]
+        if test.op == "in":
+            word = test.arg
+            if not any(mask):
+                return [i for i in rows if word in rest[i]]
+            return [i for i in rows if mask[profile[i]] or word in rest[i]]
+        match = test.arg
+        return [i for i in rows if mask[profile[i]] or match(rest[i])]
 
     def _hits(self, plan: _Plan) -> list[int] | Sequence[int]:
         """The rows ``plan`` matches. Typing mostly narrows a query ("we" -> "web", "web" -> "web p"): a
@@ -1143,7 +1150,7 @@ class FleetIndex:
             stamps = [_timestamp(e.server.fetched_at) for e in es]
             values = [-t if t is not None else None for t in stamps]
         else:
-            values = list(self.column(f"cap.{_CAP_INDEX[column]}"))
+            values = list(self._column(f"cap.{_CAP_INDEX[column]}") or b"")
         rank = {v: r for r, v in enumerate(sorted({v for v in values if v is not None}))}
         keys = [None if v is None else rank[v] for v in values]
         self._sort_keys[column] = keys
