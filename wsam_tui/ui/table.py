@@ -330,6 +330,40 @@ class TableData:
         return layout
 
 
+def _crop(segments: list[Segment], start: int, length: int) -> tuple[list[Segment], int]:
+    """The segments between cells ``start`` and ``start + length`` (a wide character cut in two
+    becomes spaces), and how many cells they take."""
+    out: list[Segment] = []
+    end = start + length
+    x = cells = 0
+    for segment in segments:
+        text = segment.text
+        ascii_text = text.isascii()
+        w = len(text) if ascii_text else cell_len(text)
+        nx = x + w
+        if nx <= start:
+            x = nx
+            continue
+        if x >= end:
+            break
+        if x < start or nx > end:
+            a, b = max(start - x, 0), min(end, nx) - x
+            if ascii_text:
+                segment = Segment(text[a:b], segment.style)
+            else:
+                if a:
+                    segment = segment.split_cells(a)[1]
+                if b - a < w - a:
+                    segment = segment.split_cells(b - a)[0]
+            out.append(segment)
+            cells += b - a
+        else:
+            out.append(segment)
+            cells += w
+        x = nx
+    return out, cells
+
+
 # ---- the widget ---------------------------------------------------------------------------------
 
 
@@ -827,13 +861,17 @@ class ServerTable(ScrollView, can_focus=True):
 
     def _join(self, frozen: list[Segment], scrolling: list[Segment], visible: list[_Column], sx: int,
               width: int, style: Style) -> Strip:
-        """The frozen cells, then the scrolled ones cropped to what is left of the width."""
-        frozen_strip = Strip(frozen, self._frozen_width)
-        if width <= self._frozen_width:
-            return frozen_strip.crop(0, width)
+        """One strip of exactly ``width`` cells: the frozen cells, then the scrolled ones cropped to what
+        is left (cropped by hand: every cell's width is known, and one Strip per line is cheaper)."""
+        fw = self._frozen_width
+        if width <= fw:
+            return Strip(_crop(frozen, 0, width)[0], width)
         offset = sx - visible[0].start if visible else 0
-        rest = Strip(scrolling).crop_extend(offset, offset + width - self._frozen_width, style)
-        return Strip.join([frozen_strip, rest])
+        rest, cells = _crop(scrolling, offset, width - fw)
+        segments = frozen + rest
+        if cells < width - fw:
+            segments.append(Segment(" " * (width - fw - cells), style))
+        return Strip(segments, width)
 
     def _header_line(self, y: int, width: int, palette: _Palette) -> Strip:
         style = palette.header
