@@ -249,11 +249,11 @@ async def test_marks_survive_filter_sort_and_refresh():
         assert body_text(table, pos2 - round(table.scroll_y)).startswith("[x] " + servers[2].name)
 
         # A refreshed record in place: marks, cursor and order untouched, the new values drawn.
-        changed = replace(servers[2], state="deallocated")
+        changed = replace(servers[2], resource_group="rg-moved", state="deallocated")
         assert table.update_rows([changed, replace(servers[0], name="gone-from-view")]) == 2
         await pilot.pause()
         line = body_text(table, pos2 - round(table.scroll_y))
-        assert line.startswith("[x] " + servers[2].name)
+        assert line.startswith("[x] " + servers[2].name) and "rg-moved" in line
         assert table.marks == {servers[0].id, servers[2].id} and table.highlighted_id == servers[3].id
 
         # A new snapshot without server 2 drops its mark.
@@ -290,6 +290,10 @@ async def test_click_on_the_mark_column_toggles_the_mark():
         await pilot.pause()
         table = app.query_one(ServerTable)
         assert table.marks == {servers[4].id} and table.cursor_row == 4
+        # A checkbox: a double click toggles twice and does not open the server.
+        await pilot.click(ServerTable, offset=(1, HEADER_LINES + 6), times=2)
+        await pilot.pause()
+        assert table.marks == {servers[4].id} and table.cursor_row == 6 and app.selected == []
 
 
 # ---- drawing --------------------------------------------------------------------------------------
@@ -303,6 +307,12 @@ async def test_matrix_glyphs_groups_and_the_frozen_name_column():
         await pilot.pause()
         first = body_text(table, 0)
         assert first.startswith("    " + servers[0].name) and "prod-weu" in first
+        # l / h scroll the unfrozen columns one column at a time; the name stays.
+        await pilot.press("l")
+        line = body_text(table, 0)
+        assert line.startswith("    " + servers[0].name) and "prod-weu" in line and " VM " not in line
+        await pilot.press("h")
+        assert table.scroll_x == 0 and " VM " in body_text(table, 0)
         table.scroll_to(x=table.max_scroll_x, animate=False)
         await pilot.pause()
         groups, shorts = table.render_line(0).text, table.render_line(1).text

@@ -530,7 +530,9 @@ class ServerTable(ScrollView, can_focus=True):
         self._cursor = max(pos, 0)
         self.virtual_size = Size(self._frozen_width + self._scroll_width, len(indices) + HEADER_LINES)
         body = self._body_height()
-        if body > 0 and indices:
+        if not indices:
+            self.scroll_to(y=0, animate=False, immediate=True)
+        elif body > 0:
             top = self._cursor - (old_pos - old_top)  # keep the cursor's line on screen where it was
             top = min(max(top, self._cursor - body + 1, 0), self._cursor, max(len(indices) - body, 0))
             self.scroll_to(y=top, animate=False, immediate=True)
@@ -697,8 +699,10 @@ class ServerTable(ScrollView, can_focus=True):
         if not 0 <= pos < len(self._view):
             return
         event.stop()
-        if x < len(MARK_OFF):
+        if x < len(MARK_OFF):  # a checkbox: every click toggles, a double click does not open
             self._toggle(pos)
+            self._move_cursor(pos)
+            return
         self._move_cursor(pos)
         if event.chain >= 2:
             self.action_select()
