@@ -7,7 +7,8 @@ Each scenario runs in a fresh child process (RSS is the child's own). A keystrok
 by Pilot to an app action; "paint" is from the start of that action to the end of the table's next
 ``render_lines`` (the compositor's serialisation to the terminal is skipped headless, and depends on the
 screen size, not on the number of rows); "idle" is until Pilot's ``pause()`` returns (the next
-keystroke would be handled by then; it includes Pilot's own wait, see the empty App's figure). "stall"
+keystroke would be handled by then; it is mostly Pilot's own wait, which advances in steps of about
+20 ms: see the empty App's figure for a keystroke that does nothing). "stall"
 is the longest gap seen by a 2 ms ticker on the event loop during the run; the long ones are the
 garbage collector walking every record (a full collection over 50,000 servers' objects), which
 ``gc.freeze()`` after loading a snapshot takes out: each size is run without it and with it. Filters are a plain
