@@ -22,6 +22,7 @@ FORMAT = "wsam-fleet/1"
 TOP_LEVEL_KEYS = ("format", "generator", "tenants", "subscriptions", "resources", "simulation")
 SIMULATION_KEYS = ("defaults", "machines", "access")
 SIMULATION_MACHINE_KEYS = ("runCommandOutput", "failExtensionTypes", "availablePatches", "guest")
+SIMULATION_ACCESS_KEYS = ("deniedSubscriptions", "graphDeniedSubscriptions")
 MACHINE_TYPES = ("microsoft.compute/virtualmachines", "microsoft.hybridcompute/machines")
 _MACHINE_MARKERS = ("/providers/microsoft.compute/virtualmachines/", "/providers/microsoft.hybridcompute/machines/")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -179,8 +180,18 @@ def _validate_simulation(sim: Any, machines: set[str], fail) -> None:
         raise fail(f"simulation: unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(SIMULATION_KEYS)}")
     if "defaults" in sim and not isinstance(sim["defaults"], dict):
         raise fail("simulation.defaults must be an object")
-    if "access" in sim and not isinstance(sim["access"], dict):
-        raise fail("simulation.access must be an object")
+    if "access" in sim:
+        access = sim["access"]
+        if not isinstance(access, dict):
+            raise fail("simulation.access must be an object")
+        bad = [k for k in access if k not in SIMULATION_ACCESS_KEYS]
+        if bad:
+            raise fail(f"simulation.access: unknown key(s) {', '.join(map(repr, bad))}; "
+                       f"allowed: {', '.join(SIMULATION_ACCESS_KEYS)}")
+        for key in SIMULATION_ACCESS_KEYS:
+            value = access.get(key)
+            if value is not None and not (isinstance(value, list) and all(isinstance(x, str) for x in value)):
+                raise fail(f"simulation.access.{key} must be a list of subscription ids")
     entries = sim.get("machines", {})
     if not isinstance(entries, dict):
         raise fail("simulation.machines must be an object keyed by machine id")

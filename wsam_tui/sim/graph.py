@@ -88,14 +88,14 @@ def _resources(sim: Simulator, ctx: Ctx) -> Reply:
     if subs is not None:
         if not isinstance(subs, list) or not all(isinstance(s, str) for s in subs):
             raise _bad_request(sim, ctx, "InvalidSubscriptions", "'subscriptions' must be a list of subscription ids.")
-        denied = [s for s in subs if s.lower() in sim.state.config.denied_subscriptions or s.lower() not in sim.state.subscriptions]
+        denied = [s for s in subs if s.lower() in _graph_denied(sim) or s.lower() not in sim.state.subscriptions]
         if denied:
             raise ArmError(403, "AuthorizationFailed",
                            "The client does not have authorization to query the subscription(s) "
                            f"{', '.join(denied)} or they do not exist.",
                            details=[{"code": "NoAccessToSubscription", "message": s} for s in denied])
     else:
-        subs = [s for s in sim.state.subscriptions if s not in sim.state.config.denied_subscriptions]
+        subs = [s for s in sim.state.subscriptions if s not in _graph_denied(sim)]
 
     token = options.get("$skipToken")
     _expire_snapshots(sim)
@@ -138,6 +138,14 @@ def _resources(sim: Simulator, ctx: Ctx) -> Reply:
         out["data"] = page
     out["facets"] = []
     return Reply(200, out)
+
+
+def _graph_denied(sim: Simulator) -> set[str]:
+    """Subscriptions Resource Graph refuses: those ARM refuses too, and those only Resource Graph refuses
+    (``simulation.access.graphDeniedSubscriptions``: ARM serves them; the case the console's ARM
+    fallback is for)."""
+    config = sim.state.config
+    return config.denied_subscriptions | config.graph_denied_subscriptions
 
 
 def _expire_snapshots(sim: Simulator) -> None:

@@ -160,7 +160,8 @@ class Operation:
 class SimConfig:
     lro_seconds: float = 3.0
     page_size: int = 1000
-    denied_subscriptions: set[str] = field(default_factory=set)
+    denied_subscriptions: set[str] = field(default_factory=set)  # ARM and Resource Graph answer 403
+    graph_denied_subscriptions: set[str] = field(default_factory=set)  # Resource Graph answers 403; ARM serves them
 
 
 class SimState:
@@ -195,10 +196,12 @@ class SimState:
         self.sim_machines: dict[str, dict] = {k.lower(): v for k, v in (sim.get("machines") or {}).items()}
         access = sim.get("access") or {}
         self.config.denied_subscriptions |= {s.lower() for s in access.get("deniedSubscriptions", [])}
+        self.config.graph_denied_subscriptions |= {s.lower() for s in access.get("graphDeniedSubscriptions", [])}
         self.docs: dict[str, dict] = {}
         self.children: dict[str, dict[str, None]] = {}
         self.attached: dict[str, dict[str, None]] = {}  # machine -> every doc under it
         self.machines_by_sub: dict[tuple[str, str], dict[str, None]] = {}  # (type, sub) -> machine ids
+        self.by_type: dict[tuple[str, str], dict[str, None]] = {}  # (lower type, lower sub) -> ids, for subscription-wide lists
         self.resource_groups: dict[str, dict[str, str]] = {}  # sub -> lower rg -> rg
         self.arg: dict[str, dict[str, dict[str, dict]]] = {t: {} for t in ARG_TABLE_NAMES}  # table -> sub -> id -> row
         self.operations: dict[str, Operation] = {}
@@ -231,6 +234,7 @@ class SimState:
             tl = doc["type"].lower()
             if tl in MACHINE_TYPES:
                 self.machines_by_sub.setdefault((tl, sub.lower()), {})[key] = None
+            self.by_type.setdefault((tl, sub.lower()), {})[key] = None
         self._index_arg(doc)
         if not _initial:
             self.version += 1
@@ -251,6 +255,7 @@ class SimState:
         if mid:
             self.attached.get(mid.lower(), {}).pop(key, None)
         sub, _ = sub_rg_of(doc["id"])
+        self.by_type.get((doc["type"].lower(), sub.lower()), {}).pop(key, None)
         table = arg_table_for(doc["type"].lower())
         if table:
             self.arg[table].get(sub.lower(), {}).pop(key, None)
@@ -280,6 +285,12 @@ class SimState:
             rg = resource_group.lower()
             docs = [d for d in docs if sub_rg_of(d["id"])[1].lower() == rg]
         return docs
+
+    def of_type(self, type_lower: str, subscription: str, under: str | None = None) -> list[dict]:
+        """Every document of one type in a subscription (optionally below one parent id), in fleet order."""
+        keys = self.by_type.get((type_lower, subscription.lower()), {})
+        prefix = under.lower().rstrip("/") + "/" if under else ""
+        return [self.docs[k] for k in keys if k in self.docs and k.startswith(prefix)]
 
     def all_machines(self) -> Iterator[dict]:
         for (_, _), keys in self.machines_by_sub.items():
