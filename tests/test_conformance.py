@@ -79,16 +79,8 @@ NOT_SERVED: dict[str, str] = {
         "creating a whole VM (PUT of the VM); the console manages existing servers, it never creates VMs",
     "Microsoft.Compute/2026-04-01/VirtualMachine_Create_WindowsVmWithPatchSettingModeOfAutomaticByPlatformAndEnableHotPatchingTrue.json":
         "creating a whole VM (PUT of the VM); the console manages existing servers, it never creates VMs",
-    "Microsoft.GuestConfiguration/2022-01-25/listSubGuestConfigurationAssignments.json":
-        "subscription-wide list; the console reads assignments per machine, and fleet-wide from Resource Graph's "
-        "guestconfigurationresources",
     "Microsoft.PolicyInsights/2019-10-01/PolicyStates_SummarizeSubscriptionScope.json":
         "subscription-scope summary; the console summarizes per machine, and fleet-wide from Resource Graph's policyresources",
-    "Microsoft.RecoveryServices/2023-08-01/BackupProtectedItems_List.json":
-        "vault inventory (backupProtectedItems); the console asks backupStatus per VM and Resource Graph's "
-        "recoveryservicesresources fleet-wide",
-    "Microsoft.RecoveryServices/2023-08-01/ReplicationProtectedItems_List.json":
-        "vault-wide Site Recovery list; the console reads replication from Resource Graph's recoveryservicesresources",
     "Microsoft.ResourceGraph/2022-10-01/ResourcesFacetQuery.json":
         "facets are not supported: the simulator answers a request with facets 400 naming them "
         "(test_facet_request_is_refused_by_name); the console runs summarize queries instead",
@@ -109,13 +101,8 @@ NOT_SERVED_REQUESTS: dict[str, tuple[str, str, str | None]] = {
     "Microsoft.Compute/2023-09-01/VirtualMachine_Create_WithUefiSettings.json": _CREATE_VM,
     "Microsoft.Compute/2026-04-01/VirtualMachine_Create_WindowsVmWithPatchSettingModeOfAutomaticByPlatformAndEnableHotPatchingTrue.json":
         _CREATE_VM,
-    "Microsoft.GuestConfiguration/2022-01-25/listSubGuestConfigurationAssignments.json":
-        ("GET", f"/subscriptions/{SUB_A}/providers/Microsoft.GuestConfiguration/guestConfigurationAssignments", None),
     "Microsoft.PolicyInsights/2019-10-01/PolicyStates_SummarizeSubscriptionScope.json":
         ("POST", f"/subscriptions/{SUB_A}/providers/Microsoft.PolicyInsights/policyStates/latest/summarize", None),
-    "Microsoft.RecoveryServices/2023-08-01/BackupProtectedItems_List.json": ("GET", f"{VAULT_ID}/backupProtectedItems", None),
-    "Microsoft.RecoveryServices/2023-08-01/ReplicationProtectedItems_List.json":
-        ("GET", f"{VAULT_ID}/replicationProtectedItems", None),
     "Microsoft.ResourceGraph/2022-10-01/ResourcesFacetQuery.json": ("POST", "/providers/Microsoft.ResourceGraph/resources", "query"),
     "Microsoft.Security/2024-01-01/GetPricingByNameVirtualMachines_example.json":
         ("GET", f"/subscriptions/{SUB_A}/providers/Microsoft.Security/pricings/VirtualMachines", None),
@@ -227,6 +214,9 @@ SERVED: dict[str, Served] = {
     "Microsoft.GuestConfiguration/2022-01-25/listGuestConfigurationHCRPAssignments.json": Served(
         "GET", f"{ARC_ID}/providers/Microsoft.GuestConfiguration/guestConfigurationAssignments", wrap_example=True,
         note="the example's body is a bare array; the API's GuestConfigurationAssignmentList (and the SDK) is {value: [...]}"),
+    "Microsoft.GuestConfiguration/2022-01-25/listSubGuestConfigurationAssignments.json": Served(
+        "GET", f"/subscriptions/{SUB_A}/providers/Microsoft.GuestConfiguration/guestConfigurationAssignments", wrap_example=True,
+        note="the example's body is a bare array; the API's GuestConfigurationAssignmentList (and the SDK) is {value: [...]}"),
     # ---- Arc machines
     "Microsoft.HybridCompute/2025-01-13/Extension_CreateOrUpdate.json": Served(
         "PUT", f"{ARC2_ID}/extensions/CustomScriptExtension", body="extensionParameters", final="resource",
@@ -273,6 +263,9 @@ SERVED: dict[str, Served] = {
         body="parameters", adapt=_backup_status_body, note="asks about the fleet's backed-up VM",
         allow={"errorCode": NO_ERROR, "errorMessage": NO_ERROR}),
     "Microsoft.RecoveryServices/2023-08-01/ReplicationProtectedItems_Get.json": Served("GET", REPLICATED_ITEM_ID),
+    "Microsoft.RecoveryServices/2023-08-01/BackupProtectedItems_List.json": Served(
+        "GET", f"{VAULT_ID}/backupProtectedItems", query={"$filter": "backupManagementType eq 'AzureIaasVM' and itemType eq 'VM'"}),
+    "Microsoft.RecoveryServices/2023-08-01/ReplicationProtectedItems_List.json": Served("GET", f"{VAULT_ID}/replicationProtectedItems"),
     # ---- Resource Graph (subscriptions narrowed to the fleet's)
     "Microsoft.ResourceGraph/2022-10-01/ResourcesBasicQuery.json": Served("POST", GRAPH, prepare=lambda c, ex: _graph_query(ex)),
     "Microsoft.ResourceGraph/2022-10-01/ResourcesFirstPageQuery.json": Served("POST", GRAPH, prepare=lambda c, ex: _graph_query(ex)),
@@ -292,8 +285,7 @@ SERVED: dict[str, Served] = {
     "Microsoft.Security/2021-06-01/GetAssessment_example.json": Served(
         "GET", f"{VM_ID}/providers/Microsoft.Security/assessments/4ab6e3c5-74dd-8b35-9ab9-f61b30875b27"),
     "Microsoft.Security/2021-06-01/ListAssessments_example.json": Served(
-        "GET", f"{VM_ID}/providers/Microsoft.Security/assessments",
-        note="the example lists at subscription scope; the simulator serves the same operation at machine scope"),
+        "GET", f"/subscriptions/{SUB_A}/providers/Microsoft.Security/assessments"),
     "Microsoft.Security/2024-01-01/GetResourcePricingByNameVirtualMachines_example.json": Served(
         "GET", f"{VM_ID}/providers/Microsoft.Security/pricings/VirtualMachines"),
     "Microsoft.Security/2024-01-01/ListPricings_example.json": Served(

@@ -9,12 +9,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import re
 import uuid
 from typing import Any
 
 from . import actions, graph
 from .server import ArmError, Ctx, Reply, Router, Simulator
-from .state import ARC_TYPE, VM_TYPE, Operation, iso, sub_rg_of
+from .state import ARC_TYPE, VM_TYPE, Operation, iso, machine_id_of, sub_rg_of
 
 SUB = r"/subscriptions/(?P<sub>[^/]+)"
 RG = SUB + r"/resourceGroups/(?P<rg>[^/]+)"
@@ -22,6 +23,8 @@ MACHINE = RG + r"/providers/(?P<ns>Microsoft\.Compute/virtualMachines|Microsoft\
 VM = RG + r"/providers/Microsoft\.Compute/virtualMachines/(?P<name>[^/]+)"
 ARC = RG + r"/providers/Microsoft\.HybridCompute/machines/(?P<name>[^/]+)"
 ANY_RESOURCE = r"(?P<rid>/subscriptions/[^/]+/resourceGroups/[^/]+/providers/.+?)"
+VAULT = r"(?P<parent>" + RG + r"/providers/Microsoft\.RecoveryServices/vaults/[^/]+)"
+SYNC_SERVICE = r"(?P<parent>" + RG + r"/providers/Microsoft\.StorageSync/storageSyncServices/[^/]+)"
 
 
 def register(r: Router) -> None:
@@ -67,6 +70,22 @@ def register(r: Router) -> None:
     r.add("POST", MACHINE + r"/providers/Microsoft\.PolicyInsights/policyStates/(?P<which>latest|default)/queryResults", policy_query_results)
     r.add("GET", SUB + r"/providers/Microsoft\.Security/pricings", list_subscription_pricings)
     r.add("POST", SUB + r"/providers/Microsoft\.RecoveryServices/locations/(?P<loc>[^/]+)/backupStatus", backup_status)
+    # subscription- and vault-wide lists (what the console's ARM fallback reads where Resource Graph is denied)
+    r.add("GET", SUB + r"/providers/Microsoft\.Insights/dataCollectionRules", list_of_type("microsoft.insights/datacollectionrules", paged=True))
+    r.add("GET", SUB + r"/providers/Microsoft\.OperationsManagement/solutions", list_of_type("microsoft.operationsmanagement/solutions"))
+    r.add("GET", SUB + r"/providers/Microsoft\.RecoveryServices/vaults", list_of_type("microsoft.recoveryservices/vaults", paged=True))
+    r.add("GET", SUB + r"/providers/Microsoft\.StorageSync/storageSyncServices", list_of_type("microsoft.storagesync/storagesyncservices"))
+    r.add("GET", SUB + r"/providers/Microsoft\.GuestConfiguration/guestConfigurationAssignments",
+          list_of_type("microsoft.guestconfiguration/guestconfigurationassignments"))
+    r.add("GET", SUB + r"/providers/Microsoft\.Security/assessments", list_of_type("microsoft.security/assessments", paged=True))
+    r.add("POST", SUB + r"/providers/Microsoft\.PolicyInsights/policyStates/(?P<which>latest|default)/queryResults",
+          subscription_policy_query_results)
+    r.add("GET", VAULT + r"/backupProtectedItems", list_backup_protected_items)
+    r.add("GET", VAULT + r"/replicationProtectedItems", list_below(
+        "microsoft.recoveryservices/vaults",
+        "microsoft.recoveryservices/vaults/replicationfabrics/replicationprotectioncontainers/replicationprotecteditems", paged=True))
+    r.add("GET", SYNC_SERVICE + r"/registeredServers", list_below(
+        "microsoft.storagesync/storagesyncservices", "microsoft.storagesync/storagesyncservices/registeredservers"))
     # tags
     r.add("GET PUT PATCH", r"(?P<rid>/subscriptions/.+?)/providers/Microsoft\.Resources/tags/default", actions.tags)
     # any other document the fleet holds, by id
@@ -482,39 +501,88 @@ _DERIVED_POLICY_STATE_KEYS = {"timestamp", "resourceId", "policyAssignmentId", "
                                "subscriptionId", "resourceType", "resourceLocation", "resourceGroup"}
 
 
+def policy_state_row(machine: dict, state: dict) -> dict:
+    """One PolicyState as queryResults returns it, from the fleet's policy state document of a machine."""
+    p = state.get("properties") or {}
+    assignment = str(p.get("policyAssignmentId") or "")
+    scope_end = assignment.lower().find("/providers/microsoft.authorization/")
+    return {
+        "@odata.id": None,
+        "@odata.context": "https://management.azure.com/providers/Microsoft.PolicyInsights/policyStates/$metadata#latest/$entity",
+        "timestamp": p.get("timestamp"),
+        "resourceId": p.get("resourceId", machine["id"]),
+        "policyAssignmentId": p.get("policyAssignmentId"),
+        "policyDefinitionId": p.get("policyDefinitionId"),
+        "policyAssignmentName": p.get("policyAssignmentName"),
+        "policyDefinitionName": p.get("policyDefinitionName"),
+        "policyDefinitionAction": p.get("policyDefinitionAction"),
+        "complianceState": p.get("complianceState"),
+        "isCompliant": str(p.get("complianceState", "")).lower() == "compliant",
+        "subscriptionId": sub_rg_of(machine["id"])[0],
+        "resourceType": machine["type"],
+        "resourceLocation": machine.get("location"),
+        "resourceGroup": sub_rg_of(machine["id"])[1],
+        "policyAssignmentScope": assignment[:scope_end] if scope_end > 0 else None,
+        "policyDefinitionGroupNames": [],
+        # the rest of the fleet's PolicyState document (owner, parameters, versions, management groups, ...)
+        **{k: v for k, v in p.items() if k not in _DERIVED_POLICY_STATE_KEYS},
+    }
+
+
+_POLICY_CONTEXT = "https://management.azure.com/providers/Microsoft.PolicyInsights/policyStates/$metadata#latest"
+
+
 def policy_query_results(sim: Simulator, ctx: Ctx) -> Reply:
     doc = machine_from(sim, ctx)
+    rows = [policy_state_row(doc, s) for s in policy_states_of(sim, doc["id"])]
+    return Reply(200, {"@odata.context": _POLICY_CONTEXT, "@odata.count": len(rows), "value": rows})
+
+
+def subscription_policy_query_results(sim: Simulator, ctx: Ctx) -> Reply:
+    """PolicyStates_ListQueryResultsForSubscription: every machine's states, paged with @odata.nextLink
+    ($skiptoken); ``$filter`` on ``resourceType`` (eq, joined by or) and ``$top`` (records in all) are honoured."""
+    sub = check_subscription(sim, ctx.match["sub"])["subscriptionId"]
+    wanted = odata_eq_filter(ctx, {"resourcetype"}).get("resourcetype")
     rows = []
-    for s in policy_states_of(sim, doc["id"]):
-        p = s.get("properties") or {}
-        assignment = str(p.get("policyAssignmentId") or "")
-        scope_end = assignment.lower().find("/providers/microsoft.authorization/")
-        rows.append({
-            "@odata.id": None,
-            "@odata.context": "https://management.azure.com/providers/Microsoft.PolicyInsights/policyStates/$metadata#latest/$entity",
-            "timestamp": p.get("timestamp"),
-            "resourceId": p.get("resourceId", doc["id"]),
-            "policyAssignmentId": p.get("policyAssignmentId"),
-            "policyDefinitionId": p.get("policyDefinitionId"),
-            "policyAssignmentName": p.get("policyAssignmentName"),
-            "policyDefinitionName": p.get("policyDefinitionName"),
-            "policyDefinitionAction": p.get("policyDefinitionAction"),
-            "complianceState": p.get("complianceState"),
-            "isCompliant": str(p.get("complianceState", "")).lower() == "compliant",
-            "subscriptionId": sub_rg_of(doc["id"])[0],
-            "resourceType": doc["type"],
-            "resourceLocation": doc.get("location"),
-            "resourceGroup": sub_rg_of(doc["id"])[1],
-            "policyAssignmentScope": assignment[:scope_end] if scope_end > 0 else None,
-            "policyDefinitionGroupNames": [],
-            # the rest of the fleet's PolicyState document (owner, parameters, versions, management groups, ...)
-            **{k: v for k, v in p.items() if k not in _DERIVED_POLICY_STATE_KEYS},
-        })
-    return Reply(200, {
-        "@odata.context": "https://management.azure.com/providers/Microsoft.PolicyInsights/policyStates/$metadata#latest",
-        "@odata.count": len(rows),
-        "value": rows,
-    })
+    for s in sim.state.of_type("microsoft.policyinsights/policystates", sub):
+        machine = sim.state.get(machine_id_of(s["id"]) or "")
+        if machine is None or (wanted is not None and machine["type"].lower() not in wanted):
+            continue
+        rows.append(policy_state_row(machine, s))
+    top = ctx.q("$top")
+    if top is not None:
+        if not top.isdigit():
+            raise ArmError(400, "InvalidQueryParameterValue", f"The value '{top}' of $top is not a non-negative integer.")
+        rows = rows[: int(top)]
+    listed = page(sim, ctx, rows).body
+    body = {"@odata.context": _POLICY_CONTEXT, "@odata.count": len(listed["value"]), "value": listed["value"]}
+    if listed.get("nextLink"):
+        body["@odata.nextLink"] = listed["nextLink"]
+    return Reply(200, body)
+
+
+def odata_eq_filter(ctx: Ctx, fields: set[str]) -> dict[str, set[str]]:
+    """The simple OData filters the console and the official examples send: ``field eq 'value'`` clauses
+    joined by ``and`` (different fields) or ``or`` (values of one field). Anything else is refused by name,
+    never ignored (ignoring a filter would be a silently wrong answer)."""
+    text = (ctx.q("$filter") or "").strip()
+    if not text:
+        return {}
+    out: dict[str, set[str]] = {}
+    parts = re.split(r"\s+(and|or)\s+", text, flags=re.IGNORECASE)
+    joins = {j.lower() for j in parts[1::2]}
+    for clause in parts[::2]:
+        m = re.fullmatch(r"\(?\s*(\w+)\s+eq\s+'([^']*)'\s*\)?", clause.strip(), re.IGNORECASE)
+        if m is None or m.group(1).lower() not in fields:
+            raise ArmError(400, "InvalidFilterInQueryString",
+                           f"The simulator does not support the filter '{clause.strip()}' (supported: "
+                           f"{' | '.join(sorted(fields))} eq '<value>', joined by and/or).")
+        out.setdefault(m.group(1).lower(), set()).add(m.group(2).lower())
+    if len(joins) > 1 or (joins == {"or"} and len(out) > 1) or (joins == {"and"} and len(out) < len(parts[::2])):
+        raise ArmError(400, "InvalidFilterInQueryString",
+                       f"The simulator does not support the filter '{text}': 'or' joins values of one field, "
+                       "'and' joins different fields.")
+    return out
 
 
 _BACKUP_STATUS = {"protected": "Protected", "irpending": "Protecting", "protectionerror": "ProtectionFailed",
@@ -554,6 +622,57 @@ def backup_status(sim: Simulator, ctx: Ctx) -> Reply:
     return Reply(200, {"protectionStatus": "NotProtected", "vaultId": None, "fabricName": None,
                        "containerName": None, "protectedItemName": None, "errorCode": None, "errorMessage": None,
                        "policyName": None, "registrationStatus": None, "protectedItemsCount": 0})
+
+
+def list_of_type(type_lower: str, *, paged: bool = False):
+    """A subscription-wide list of one resource type (``{value}``, with nextLink when the API pages)."""
+
+    def handler(sim: Simulator, ctx: Ctx) -> Reply:
+        sub = check_subscription(sim, ctx.match["sub"])["subscriptionId"]
+        docs = sim.state.of_type(type_lower, sub)
+        return page(sim, ctx, docs) if paged else Reply(200, {"value": docs})
+
+    return handler
+
+
+def _parent_from(sim: Simulator, ctx: Ctx, parent_type: str) -> dict:
+    g = ctx.match.groupdict()
+    check_resource_group(sim, g["sub"], g["rg"])
+    doc = sim.state.get(g["parent"])
+    if doc is None or doc["type"].lower() != parent_type:
+        parts = g["parent"].split("/")
+        raise not_found("/".join(parts[6:-1:2]), parts[-1], g["rg"])
+    return doc
+
+
+def list_below(parent_type: str, type_lower: str, *, paged: bool = False):
+    """Every document of one type below a parent (a vault's protected items, a sync service's servers)."""
+
+    def handler(sim: Simulator, ctx: Ctx) -> Reply:
+        parent = _parent_from(sim, ctx, parent_type)
+        docs = sim.state.of_type(type_lower, ctx.match["sub"], under=parent["id"])
+        return page(sim, ctx, docs) if paged else Reply(200, {"value": docs})
+
+    return handler
+
+
+_PROTECTED_ITEM = "microsoft.recoveryservices/vaults/backupfabrics/protectioncontainers/protecteditems"
+
+
+def list_backup_protected_items(sim: Simulator, ctx: Ctx) -> Reply:
+    """BackupProtectedItems_List: a vault's protected items, paged; ``$filter`` on backupManagementType and
+    itemType (the item's workloadType), as the official example sends it."""
+    vault = _parent_from(sim, ctx, "microsoft.recoveryservices/vaults")
+    wanted = odata_eq_filter(ctx, {"backupmanagementtype", "itemtype"})
+    docs = []
+    for doc in sim.state.of_type(_PROTECTED_ITEM, ctx.match["sub"], under=vault["id"]):
+        props = doc.get("properties") or {}
+        if "backupmanagementtype" in wanted and str(props.get("backupManagementType", "")).lower() not in wanted["backupmanagementtype"]:
+            continue
+        if "itemtype" in wanted and str(props.get("workloadType", "")).lower() not in wanted["itemtype"]:
+            continue
+        docs.append(doc)
+    return page(sim, ctx, docs)
 
 
 def get_any(sim: Simulator, ctx: Ctx) -> Reply:
