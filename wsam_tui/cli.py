@@ -57,6 +57,9 @@ def add_connection_options(p: argparse.ArgumentParser) -> None:
                    help="pick one credential (default: Azure CLI, then environment/workload/managed identity when "
                         "configured, then device code)")
     p.add_argument("--cache-dir", metavar="DIR", help="where the local cache lives (default: the user cache dir)")
+    p.add_argument("--no-graph", action="store_true",
+                   help="read every subscription through ARM's own lists instead of Resource Graph (slow: reads per "
+                        "server; what the console does by itself for subscriptions Resource Graph refuses)")
     p.add_argument("--required-tag", action="append", default=[], metavar="KEY",
                    help="tag keys every server must carry (repeatable; default env, owner, costCenter)")
 

@@ -74,7 +74,8 @@ async def export_command(args: argparse.Namespace) -> int:
             print(f"wsam-tui export: {e}", file=sys.stderr)
             return EXIT_CONNECT
         try:
-            report = await inventory.refresh(conn, args.subscription, progress=progress.source)
+            report = await inventory.refresh(conn, args.subscription, progress=progress.source,
+                                             graph=not getattr(args, "no_graph", False))
         except CredentialError as e:
             progress.done()
             print(f"wsam-tui export: {e}", file=sys.stderr)
@@ -86,6 +87,10 @@ async def export_command(args: argparse.Namespace) -> int:
         finally:
             await conn.close()
         progress.done()
+        if report.through_arm and not getattr(args, "no_graph", False):
+            for sub in report.through_arm:
+                print(f"wsam-tui export: subscription {sub}: Resource Graph refused it; read through ARM instead",
+                      file=sys.stderr)
         for sub, source, message in report.failures:
             print(f"wsam-tui export: subscription {sub}: {source}: {message}", file=sys.stderr)
         if report.failures:

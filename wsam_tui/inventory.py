@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .arm import graph
+from .arm import armlist, graph
 from .arm.auth import (
     CLOUDS,
     EndpointError,
@@ -24,6 +24,7 @@ from .arm.auth import (
     discover_endpoint,
     ssl_context,
 )
+from .arm.graph import QUERIES, SourceResult, fetch_sources, unflatten_machine
 from .arm.transport import ArmHttpError, ArmTransport, TransportEvent
 from .fleet.assemble import assemble
 from .fleet.capabilities import build_server
@@ -88,6 +89,7 @@ class RefreshReport:
     subscriptions: list[dict]
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (subscription, source, message)
     seconds: float = 0.0
+    through_arm: list[str] = field(default_factory=list)  # subscriptions read through ARM's lists, not Resource Graph
 
     @property
     def complete(self) -> bool:
@@ -139,7 +141,10 @@ class Inventory:
         return [s for s in subs if str(s.get("state", "Enabled")) not in ("Disabled", "Deleted")]
 
     async def refresh(self, conn: Connection, wanted: Sequence[str] = (), *,
-                      progress: graph.Progress | None = None) -> RefreshReport:
+                      progress: graph.Progress | None = None, graph: bool = True) -> RefreshReport:
+        """Every source of every subscription into the store. Resource Graph first; a subscription it refuses
+        outright (403 on every source) is read again through ARM's own lists (arm/armlist.py), and
+        ``graph=False`` reads every subscription that way."""
         started = time.monotonic()
         subs = await self.list_subscriptions(conn, wanted)
         self.store.put_meta("subscriptions", [
@@ -149,7 +154,7 @@ class Inventory:
         report = RefreshReport(subscriptions=subs)
         now = datetime.now(UTC)
 
-        def store_result(result: graph.SourceResult) -> None:
+        def store_result(result: SourceResult) -> None:
             if result.error is not None:
                 message = result.error.describe()
                 for sub in result.subscriptions:
@@ -159,7 +164,7 @@ class Inventory:
             by_sub: dict[str, list[dict]] = {s.lower(): [] for s in result.subscriptions}
             for row in result.rows:
                 if result.source is Source.MACHINES:
-                    row = graph.unflatten_machine(row)
+                    row = unflatten_machine(row)
                 sub = subscription_of(row)
                 if sub in by_sub:
                     by_sub[sub].append(row)
@@ -167,7 +172,31 @@ class Inventory:
             for sub, rows in by_sub.items():
                 self.store.put_rows(sub, result.source.value, rows, tenant=tenant_of.get(sub, ""), fetched_at=now)
 
-        await graph.fetch_sources(conn.transport, ids, progress=progress, on_result=store_result)
+        through_arm = list(ids)
+        if graph:
+            refused: dict[str, set[Source]] = {}  # subscription -> sources Resource Graph answered 403 for
+            held: list[SourceResult] = []
+
+            def from_graph(result: SourceResult) -> None:
+                if result.error is not None and result.error.status == 403:
+                    for sub in result.subscriptions:
+                        refused.setdefault(sub.lower(), set()).add(result.source)
+                    held.append(result)
+                    return
+                store_result(result)
+
+            await fetch_sources(conn.transport, ids, progress=progress, on_result=from_graph)
+            every = {q.source for q in QUERIES}
+            through_arm = [s for s in ids if refused.get(s.lower()) == every]
+            again = {s.lower() for s in through_arm}
+            for result in held:  # a refusal is a failure only where ARM does not read the subscription again
+                rest = tuple(s for s in result.subscriptions if s.lower() not in again)
+                if rest:
+                    store_result(SourceResult(result.source, rest, [], result.error))
+        if through_arm:
+            report.through_arm = through_arm
+            await armlist.fetch_sources_arm(conn.transport, through_arm, progress=progress, tenants=tenant_of,
+                                            on_result=store_result)
         report.seconds = time.monotonic() - started
         return report
 
