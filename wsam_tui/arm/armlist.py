@@ -37,11 +37,14 @@ So a full read costs, per subscription, about 10 list reads plus 2 per vault, 1 
 the pages; per Azure VM 5 reads (details, pricing, DCR associations, Automanage, maintenance) and per
 Arc machine 6 (extensions, guest configuration, and the same four). The transport keeps every read
 inside the subscription's ARM read budget (250, refilled at 25/s), so a subscription of 2,500 servers
-takes about 10 minutes where Resource Graph takes seconds: this is a fallback, not the way in.
+(about 13,500 reads) takes about 9 minutes where Resource Graph takes seconds: this is a fallback, not the
+way in. Measured on the simulator with ARM's budget: 1,000 servers in 3 subscriptions, 5,465 reads in
+101 s, the time of the largest subscription's 2,517 reads (Resource Graph: 15 queries, 1 s), no 429.
 
-Subscriptions are read ``transport.max_connections // concurrency`` at a time, each with at most
-``concurrency`` requests in flight, so that one subscription waiting for its read budget never holds
-connections another one could use.
+Budgets are per subscription, so subscriptions are read side by side: up to ``max_connections // 2`` at
+once, each with at most ``concurrency`` requests in flight. A subscription waiting for its budget waits
+before it takes a connection (the transport's budget wait comes first), so it holds none that another
+one could use.
 """
 
 from __future__ import annotations
@@ -564,7 +567,7 @@ async def fetch_sources_arm(transport: ArmTransport, subscriptions: Sequence[str
     out: list[SourceResult] = []
     emit = on_result or out.append
     tenant_of = {k.lower(): v for k, v in (tenants or {}).items()}
-    at_once = asyncio.Semaphore(max(1, transport.max_connections // max(1, concurrency)))
+    at_once = asyncio.Semaphore(max(1, transport.max_connections // 2))
     across: dict[Source, tuple[list[str], list[dict]]] = {s: ([], []) for s in _ACROSS_SUBSCRIPTIONS if s in wanted}
     counts: dict[Source, list[int]] = {s: [0, 0] for s in wanted}  # done, total (machines or subscriptions)
     for source in wanted:
