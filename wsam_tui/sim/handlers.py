@@ -357,12 +357,17 @@ def list_extensions(sim: Simulator, ctx: Ctx) -> Reply:
     return page(sim, ctx, exts)
 
 
-def get_extension(sim: Simulator, ctx: Ctx) -> Reply:
+def child_of_machine(sim: Simulator, ctx: Ctx, collection: str) -> tuple[dict, bool]:
+    """The machine's child named in the path (extensions/…, runCommands/…), and whether $expand=instanceView."""
     doc = machine_from(sim, ctx)
-    ext = sim.state.get(f"{doc['id']}/extensions/{ctx.match['child']}")
-    if ext is None:
-        raise not_found(f"{doc['type']}/extensions", f"{doc['name']}/{ctx.match['child']}", ctx.match["rg"])
-    expand = (ctx.q("$expand") or "").lower() == "instanceview"
+    child = sim.state.get(f"{doc['id']}/{collection}/{ctx.match['child']}")
+    if child is None:
+        raise not_found(f"{doc['type']}/{collection}", f"{doc['name']}/{ctx.match['child']}", ctx.match["rg"])
+    return child, (ctx.q("$expand") or "").lower() == "instanceview"
+
+
+def get_extension(sim: Simulator, ctx: Ctx) -> Reply:
+    ext, expand = child_of_machine(sim, ctx, "extensions")
     return Reply(200, render_extension(ext, instance_view=expand))
 
 
@@ -384,11 +389,7 @@ def list_run_commands(sim: Simulator, ctx: Ctx) -> Reply:
 
 
 def get_run_command(sim: Simulator, ctx: Ctx) -> Reply:
-    doc = machine_from(sim, ctx)
-    rc = sim.state.get(f"{doc['id']}/runCommands/{ctx.match['child']}")
-    if rc is None:
-        raise not_found(f"{doc['type']}/runCommands", f"{doc['name']}/{ctx.match['child']}", ctx.match["rg"])
-    expand = (ctx.q("$expand") or "").lower() == "instanceview"
+    rc, expand = child_of_machine(sim, ctx, "runCommands")
     return Reply(200, render_run_command(sim, rc, instance_view=expand))
 
 
