@@ -14,6 +14,13 @@ from . import __version__
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wsam-tui", description="A terminal fleet console for Windows Server on Azure.")
     p.add_argument("--version", action="version", version=f"wsam-tui {__version__}")
+    # With no COMMAND: the console. Its options (the subcommands have their own copies).
+    p.add_argument("--demo", action="store_true",
+                   help="the console on the bundled demo fleet, served by the simulator in this process (no account needed)")
+    p.add_argument("--readonly", action="store_true", help="no action that writes is offered or sent")
+    p.add_argument("--theme", metavar="NAME", help="colour theme (wsam-dark, wsam-light, wsam-high-contrast, wsam-ansi, "
+                                                  "or one of yours in the config dir's themes/)")
+    add_connection_options(p)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     s = sub.add_parser("sim", help="run the ARM simulator (HTTPS on loopback) for a fleet",
@@ -74,8 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         from .commands import export_command
 
         return asyncio.run(export_command(args))
-    build_parser().print_help()
-    return 0
+    from .console import run_console
+
+    return run_console(args)
 
 
 def run_sim(args: argparse.Namespace) -> int:

@@ -1,0 +1,90 @@
+"""`wsam-tui` with no subcommand: wire settings, store, connection and (for --demo) the simulator to the app.
+
+`--demo` starts the simulator in this process on the bundled demo fleet and then connects to it exactly
+as to any ARM endpoint (``--endpoint URL --ca-bundle PEM``): discovery through /metadata/endpoints, the
+same transport, Resource Graph, ARM. Only the cache directory differs (``demo`` beside the real one),
+so a demo never mixes with, or overwrites, the last known state of a real fleet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .arm.auth import quiet_azure_logging
+from .config import cache_dir, load_settings
+from .inventory import ConnectOptions, Inventory
+from .session import FleetSession, SessionInfo
+from .store.cache import Store, default_store_dir
+
+
+def build_session(args: argparse.Namespace) -> FleetSession:
+    settings = load_settings()
+    readonly = bool(args.readonly or settings.readonly)
+    notices: list[str] = []
+    closers = []
+    if args.demo:
+        from .sim.run import create_simulator, demo_fleet, start_in_thread
+
+        store_dir = Path(args.cache_dir) if args.cache_dir else cache_dir() / "demo"
+        sim = create_simulator(demo_fleet(), take_ownership=True, lro_seconds=3.0)
+        running = start_in_thread(sim, ca_dir=_private_dir(store_dir.parent / "demo-ca"))
+        closers.append(running.stop)
+        options: ConnectOptions | None = ConnectOptions(endpoint=running.base_url, ca_bundle=str(running.ca_path))
+        source = "demo fleet (simulator)"
+        if args.offline:
+            notices.append("--offline with --demo: showing the demo cache without connecting")
+    else:
+        store_dir = Path(args.cache_dir) if args.cache_dir else default_store_dir()
+        if args.endpoint:
+            options = ConnectOptions(endpoint=args.endpoint, ca_bundle=args.ca_bundle, cloud=args.cloud,
+                                     auth=args.auth, tenant=args.tenant)
+            source = args.endpoint
+        else:
+            options = ConnectOptions(cloud=args.cloud, auth=args.auth, tenant=args.tenant)
+            source = f"Azure ({args.cloud})"
+    if args.offline:
+        options = None
+        source = f"{source}, cache only"
+    store = Store(store_dir)
+    required = tuple(args.required_tag) or settings.required_tags
+    inventory = Inventory(store, required_tags=required, stale_after_days=settings.stale_after_days)
+    info = SessionInfo(source=source, offline=bool(args.offline), readonly=readonly,
+                       subscriptions=tuple(args.subscription), notices=notices + list(store.notices))
+    session = FleetSession(inventory, options, info)
+    session.closers.extend(closers)
+    return session
+
+
+def _private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def run_console(args: argparse.Namespace) -> int:
+    quiet_azure_logging()
+    logging.getLogger("wsam_tui").addHandler(logging.NullHandler())
+    if not sys.stdout.isatty() and not os.environ.get("WSAM_ALLOW_NO_TTY"):
+        print("wsam-tui: the console needs a terminal (for scripts: wsam-tui export)", file=sys.stderr)
+        return 2
+    try:
+        session = build_session(args)
+    except OSError as e:
+        print(f"wsam-tui: cannot open the local cache: {e}", file=sys.stderr)
+        return 2
+    from .ui.app import WsamApp
+
+    settings = load_settings()
+    app = WsamApp(session, settings, theme=args.theme)
+    try:
+        app.run()
+    finally:
+        session.close()
+    # Freeing tens of thousands of records object by object takes longer than the session needs.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(app.return_code or 0)

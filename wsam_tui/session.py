@@ -1,0 +1,141 @@
+"""The console's service: one fleet session (where the data comes from, and the calls the UI may ask for).
+
+The UI never talks to ARM or the store itself; it asks this object. ARM I/O runs on a private asyncio
+loop in its own thread, so that parsing a Resource Graph page or writing the store never holds up the
+UI's event loop; the UI awaits the results through ``asyncio.wrap_future``. Callbacks (progress,
+throttling events) are called on that thread: the UI hands in thread-safe ones (``App.call_from_thread``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .arm.auth import CredentialError, EndpointError
+from .arm.graph import Progress
+from .arm.transport import ArmConnectionError, ArmHttpError, TransportEvent
+from .inventory import Connection, ConnectOptions, Inventory, RefreshReport, Snapshot, connect
+
+T = TypeVar("T")
+
+
+class ConnectFailed(Exception):
+    """ARM could not be reached or no credential worked: the console stays on the cache and says why."""
+
+
+class _ServiceLoop:
+    """An asyncio loop in a daemon thread, for every ARM call of the session."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="wsam-arm", daemon=True)
+        self.thread.start()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def stop(self) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=5)
+
+
+@dataclass
+class SessionInfo:
+    """What the header says about where the data comes from."""
+
+    source: str  # "Azure (AzureCloud)", "demo fleet (simulator)", "https://host:port", "cache only"
+    offline: bool  # started with --offline: never connects
+    readonly: bool
+    subscriptions: Sequence[str] = ()
+    notices: list[str] = field(default_factory=list)
+
+
+class FleetSession:
+    def __init__(self, inventory: Inventory, options: ConnectOptions | None, info: SessionInfo) -> None:
+        self.inventory = inventory
+        self.options = options
+        self.info = info
+        self.on_event: Callable[[TransportEvent], None] | None = None
+        self._conn: Connection | None = None
+        self._loop: _ServiceLoop | None = None
+        self.closers: list[Callable[[], None]] = []  # e.g. stopping an embedded simulator
+
+    @property
+    def offline(self) -> bool:
+        return self.info.offline or self.options is None
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
+    # ---- the store ----------------------------------------------------------------------------
+
+    def load(self) -> Snapshot:
+        """The last known state from the store (blocking: call it from a thread worker)."""
+        return self.inventory.load(self.info.subscriptions)
+
+    # ---- ARM ----------------------------------------------------------------------------------
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+        if self._loop is None:
+            self._loop = _ServiceLoop()
+        return asyncio.wrap_future(self._loop.submit(coro))
+
+    async def _connection(self) -> Connection:
+        if self.offline:
+            raise ConnectFailed("offline: started with --offline")
+        if self._conn is None:
+            assert self.options is not None
+            self.options.on_event = self._event
+            try:
+                self._conn = await connect(self.options)
+            except (EndpointError, CredentialError, ValueError, OSError) as e:
+                raise ConnectFailed(str(e)) from e
+        return self._conn
+
+    def _event(self, event: TransportEvent) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    async def refresh(self, progress: Progress | None = None) -> RefreshReport:
+        """Every source of every subscription in scope into the store (raises ConnectFailed)."""
+
+        async def go() -> RefreshReport:
+            conn = await self._connection()
+            try:
+                return await self.inventory.refresh(conn, self.info.subscriptions, progress=progress)
+            except CredentialError as e:
+                raise ConnectFailed(str(e)) from e
+            except ArmConnectionError as e:
+                raise ConnectFailed(f"ARM unreachable: {e.describe()}") from e
+            except ArmHttpError as e:
+                raise ConnectFailed(f"cannot list subscriptions: {e.describe()}") from e
+
+        return await self._run(go())
+
+    async def call(self, work: Callable[[Connection], Coroutine[Any, Any, T]]) -> T:
+        """Run ``work(connection)`` on the ARM loop (details, :kql, actions)."""
+
+        async def go() -> T:
+            return await work(await self._connection())
+
+        return await self._run(go())
+
+    def close(self) -> None:
+        if self._loop is not None:
+            if self._conn is not None:
+                with contextlib.suppress(Exception):  # closing on the way out: nothing left to tell anyone
+                    self._loop.submit(self._conn.close()).result(timeout=5)
+            self._loop.stop()
+            self._loop = None
+        self._conn = None
+        for close in self.closers:
+            close()
+        self.closers.clear()
+        self.inventory.store.close()

@@ -1,0 +1,871 @@
+"""The console: one screen with the header, the server table and capability matrix, the details pane,
+the `/` filter bar and the `:` command line.
+
+Data flow: the session (wsam_tui/session.py) answers; this module only renders. A snapshot is loaded
+from the store in a thread worker (index and display strings prepared there), then handed to the table
+in one call; a refresh runs on the session's own ARM loop and reports progress through messages, and
+when it ends the snapshot is loaded again. Marks and the cursor follow server ids, so they survive
+filter, sort and refresh.
+
+Every binding has an id (the action's name), so ``[keys]`` in the config file can rebind it; ``?``
+lists them. Defaults avoid what tmux and terminals swallow: no ctrl+b (tmux prefix), ctrl+s/ctrl+q
+(XON/XOFF flow control), ctrl+z (suspend), ctrl+space (sent as NUL or not at all), alt+… (an ESC
+prefix that arrives late over SSH).
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, Footer, Input, Label, Static
+
+from ..arm.transport import ArmHttpError, TransportEvent
+from ..commands import age_text
+from ..config import Settings, config_dir
+from ..fleet.capabilities import CATALOG
+from ..fleet.model import Server, Source, clean_text
+from ..fleet.query import COLUMNS, FleetIndex, Query, QueryError, parse_query, resolve_capability
+from ..inventory import Snapshot
+from ..session import ConnectFailed, FleetSession
+from . import glyphs as g
+from .table import ColumnSpec, ServerTable, TableData, default_columns
+from .themes import BUNDLED, DEFAULT_THEME, VARIABLE_DEFAULTS, load_themes
+
+# ---- messages from the session's thread (post_message is thread-safe) -----------------------------
+
+
+class RefreshProgress(Message):
+    def __init__(self, source: Source, done: int, total: int) -> None:
+        super().__init__()
+        self.source, self.done, self.total = source, done, total
+
+
+class TransportNotice(Message):
+    def __init__(self, event: TransportEvent) -> None:
+        super().__init__()
+        self.event = event
+
+
+# ---- small widgets ----------------------------------------------------------------------------
+
+
+class HeaderBar(Static):
+    """One line: where the data comes from, scope, online state, data age, read-only, counts."""
+
+    DEFAULT_CSS = """
+    HeaderBar { height: 1; background: $panel; color: $foreground; padding: 0 1; }
+    """
+
+
+class StatusLine(Static):
+    """What is happening now: refresh progress per source, throttling waits, the last problem."""
+
+    DEFAULT_CSS = """
+    StatusLine { height: 1; background: $surface; color: $text-muted; padding: 0 1; }
+    StatusLine.-problem { color: $warning; }
+    """
+
+
+class FilterBar(Horizontal):
+    DEFAULT_CSS = """
+    FilterBar { height: 1; display: none; background: $surface; }
+    FilterBar.-open { display: block; }
+    FilterBar > Label { width: 2; color: $accent; }
+    FilterBar > Input { width: 1fr; height: 1; border: none; padding: 0; background: $surface; }
+    FilterBar > #filter-error { width: auto; max-width: 60%; color: $error; padding: 0 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Label("/")
+        yield Input(id="filter-input", placeholder="filter: words, kind:arc, missing:monitor, tag:env=prod … (? help)",
+                    select_on_focus=False)
+        yield Static(Content(""), id="filter-error")
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,n", "dismiss(False)", "No"),
+        Binding("y", "dismiss(True)", "Yes"),
+    ]
+    DEFAULT_CSS = """
+    ConfirmScreen { align: center middle; }
+    ConfirmScreen > Vertical { width: 64; height: auto; border: thick $warning; background: $surface; padding: 1 2; }
+    ConfirmScreen Horizontal { height: auto; margin-top: 1; }
+    ConfirmScreen Button { margin-right: 2; }
+    """
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Content(self.question))
+            with Horizontal():
+                yield Button("Yes (y)", id="yes", variant="warning")
+                yield Button("No (n)", id="no")
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+
+@dataclass(frozen=True)
+class ActionInfo:
+    """One action of the console: its id (the binding id, rebindable), default keys, title, help."""
+
+    id: str
+    keys: str
+    title: str
+    help: str
+    show: bool = True  # in the footer
+
+
+ACTIONS: tuple[ActionInfo, ...] = (
+    ActionInfo("filter", "slash", "Filter", "Filter the servers (/): free text and fields, see ? for the language"),
+    ActionInfo("command", "colon", "Command", "Command mode (:): subs, tenant, theme, export, kql, sort, gaps …"),
+    ActionInfo("help", "question_mark", "Help", "Every binding with its action id, and the filter language"),
+    ActionInfo("refresh", "r", "Refresh", "Refresh the fleet from Azure (Resource Graph; ARM where it is refused)"),
+    ActionInfo("details", "d", "Details", "Show or hide the details pane of the highlighted server"),
+    ActionInfo("mark_all", "a", "Mark shown", "Mark every server shown by the filter"),
+    ActionInfo("clear_marks", "u", "Unmark all", "Clear every mark (shown or not)"),
+    ActionInfo("gaps", "x", "Gaps", "Gap view: only servers missing a capability (toggle)"),
+    ActionInfo("sort_next", "s", "Sort", "Sort by the next column (S reverses)", show=False),
+    ActionInfo("sort_reverse", "S", "Reverse", "Reverse the sort order", show=False),
+    ActionInfo("focus_next_pane", "tab", "Next pane", "Move between the table and the details pane", show=False),
+    ActionInfo("back", "escape", "Back", "Close the details pane, clear a search prompt", show=False),
+    ActionInfo("quit", "q", "Quit", "Quit (asks first when work is still running)"),
+)
+
+COMMAND_NAMES = ("subs", "tenant", "theme", "export", "kql", "sort", "gaps", "filter", "refresh", "marks", "help", "quit")
+
+
+def short_os(s: Server) -> str:
+    """'2022 Datacenter Azure Edition 20348': every row is Windows Server, so the table shows what differs
+    (the full name and version are in the details pane and the filter reads both)."""
+    name = s.os_name[len("Windows Server "):] if s.os_name.startswith("Windows Server ") else s.os_name
+    parts = s.os_version.split(".")
+    build = parts[2] if len(parts) >= 3 and s.os_version.startswith("10.") else s.os_version
+    return f"{name} {build}".strip()
+
+
+def console_columns(subscription_names: dict[str, str], now: datetime | None = None) -> list[ColumnSpec]:
+    """The table's columns in the console's order: who (name, kind, state, coverage), then the matrix,
+    then where and what (subscription, group, region, OS, agent, age) — so that the matrix is on screen
+    from 100 columns up, and h/l scroll to the rest."""
+    columns = {c.id: c for c in default_columns(subscription_names, now=now)}
+    columns["os"] = ColumnSpec("os", "OS", short_os, max_width=30)
+    columns["subscription"] = replace(columns["subscription"], max_width=20)
+    columns["resourceGroup"] = replace(columns["resourceGroup"], max_width=20)
+    first = ["name", "kind", "state", "coverage"]
+    rest = ["subscription", "resourceGroup", "location", "os", "agentVersion", "age"]
+    caps = [c.id for c in CATALOG]
+    return [columns[c] for c in (*first, *caps, *rest)]
+
+
+def _plain(text: str) -> Content:
+    return Content(clean_text(text))
+
+
+class WsamApp(App[None]):
+    """The fleet console."""
+
+    TITLE = "wsam-tui"
+    CSS = """
+    Screen { layout: vertical; }
+    #main { height: 1fr; }
+    #servers { width: 1fr; height: 1fr; }
+    #details { width: 45%; min-width: 40; height: 1fr; display: none; border-left: solid $panel-lighten-1; }
+    #details.-open { display: block; }
+    #command-line { dock: bottom; display: none; height: 1; }
+    #command-line.-open { display: block; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(a.keys, a.id, a.title, show=a.show, id=a.id, tooltip=a.help) for a in ACTIONS
+    ]
+    COMMAND_PALETTE_BINDING = "ctrl+p"
+
+    shown = reactive(0)
+    marked = reactive(0)
+    refreshing = reactive(False)
+
+    def __init__(self, session: FleetSession, settings: Settings | None = None, *, theme: str | None = None,
+                 now: Callable[[], datetime] | None = None, refresh_on_start: bool = True,
+                 user_themes: Path | None = None) -> None:
+        super().__init__()
+        self.session = session
+        self.settings = settings or Settings()
+        self.clock = now or (lambda: datetime.now(UTC))
+        self.refresh_on_start = refresh_on_start
+        self.snapshot: Snapshot | None = None
+        self.servers: Sequence[Server] = ()
+        self.by_id: dict[str, Server] = {}
+        self.index: FleetIndex | None = None
+        self.query: Query | None = None
+        self.query_text = ""
+        self.gap_view = False
+        self.connection_problem: str | None = None
+        self.progress: dict[Source, tuple[int, int]] = {}
+        self.last_refresh: datetime | None = None
+        self.subscription_names: dict[str, str] = {}
+        self._details_for: str | None = None
+        self._details_timer = None
+        themes, problems = load_themes(BUNDLED, user_themes or config_dir() / "themes")
+        self._theme_problems = problems
+        for t in themes:
+            self.register_theme(t)
+        wanted = theme or self.settings.theme or DEFAULT_THEME
+        if wanted not in self.available_themes:
+            self._theme_problems.append(f"theme {wanted!r} not found; using {DEFAULT_THEME}")
+            wanted = DEFAULT_THEME
+        self._initial_theme = wanted
+
+    # ---- layout -------------------------------------------------------------------------------
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(VARIABLE_DEFAULTS)
+
+    def compose(self) -> ComposeResult:
+        from .command import CommandLine
+        from .details import DetailsPane
+
+        yield HeaderBar(id="header")
+        with Horizontal(id="main"):
+            yield ServerTable(id="servers", empty_message="Loading the fleet from the local cache …")
+            yield DetailsPane(id="details")
+        yield StatusLine(id="status")
+        yield FilterBar(id="filter")
+        yield CommandLine(self.command_specs(), id="command-line")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.theme = self._initial_theme
+        if self.settings.keys:
+            self.set_keymap({k: v for k, v in self.settings.keys.items()})
+        for problem in [*self.settings.problems, *self._theme_problems, *self.session.info.notices]:
+            self.notify(clean_text(problem), severity="warning", markup=False, timeout=10)
+        self.session.on_event = lambda event: self.post_message(TransportNotice(event))
+        self.query_one(ServerTable).focus()
+        self._render_header()
+        self._set_status("Loading the local cache …")
+        self.load_snapshot(then_refresh=self.refresh_on_start and not self.session.offline)
+
+    @property
+    def table(self) -> ServerTable:
+        return self.query_one("#servers", ServerTable)
+
+    # ---- header and status ----------------------------------------------------------------------
+
+    def _scope_text(self) -> str:
+        subs = self.snapshot.subscriptions if self.snapshot else []
+        tenants = {str(s.get("tenantId") or "") for s in subs} - {""}
+        return f"{len(tenants)} tenant{'s' * (len(tenants) != 1)} · {len(subs)} subscription{'s' * (len(subs) != 1)}"
+
+    def _state_text(self) -> tuple[str, str]:
+        if self.session.offline:
+            return "OFFLINE (cache only)", "$warning"
+        if self.connection_problem:
+            return "OFFLINE: ARM unreachable (r: retry)", "$error"
+        if self.refreshing:
+            return "refreshing", "$accent"
+        return "online", "$success"
+
+    def _render_header(self) -> None:
+        state, colour = self._state_text()
+        oldest = self.snapshot.oldest if self.snapshot else None
+        age = f"data {age_text(oldest, self.clock())}" if oldest else "no data yet"
+        parts: list[Content] = [
+            Content.styled("wsam-tui", "bold"),
+            _plain(self.session.info.source),
+            Content(self._scope_text()),
+            Content.styled(state, colour),
+            Content(age),
+        ]
+        if self.session.info.readonly:
+            parts.append(Content.styled("READ-ONLY", "bold $warning"))
+        filter_text = " ".join(t for t in (self.query_text, "(gaps)" if self.gap_view else "") if t)
+        if filter_text:
+            parts.append(Content("filter: ") + _plain(filter_text[:60]))
+        parts.append(Content(f"{self.shown:,} shown · {self.marked:,} marked · {len(self.servers):,} total"))
+        self.query_one(HeaderBar).update(Content(" │ ").join(parts))
+
+    def _set_status(self, text: str, *, problem: bool = False) -> None:
+        status = self.query_one(StatusLine)
+        status.update(_plain(text))
+        status.set_class(problem, "-problem")
+
+    def watch_shown(self) -> None:
+        self._render_header()
+
+    def watch_marked(self) -> None:
+        self._render_header()
+
+    def watch_refreshing(self) -> None:
+        self._render_header()
+        self.refresh_bindings()
+
+    # ---- loading ------------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def load_snapshot(self, then_refresh: bool = False) -> None:
+        snapshot = self.session.load()
+        names = {str(s.get("subscriptionId", "")).lower(): clean_text(s.get("displayName") or s.get("subscriptionId"))
+                 for s in snapshot.subscriptions}
+        index = FleetIndex(snapshot.servers, names)
+        sort_key, descending = (self.index.sort_key, self.index.descending) if self.index else ("name", False)
+        if (sort_key, descending) != ("name", False):
+            index.sort(sort_key, descending)
+        data = TableData.build(snapshot.servers, console_columns(names, now=self.clock()))
+        self.call_from_thread(self._apply_snapshot, snapshot, names, index, data, then_refresh)
+
+    def _apply_snapshot(self, snapshot: Snapshot, names: dict[str, str], index: FleetIndex, data: TableData,
+                        then_refresh: bool) -> None:
+        self.snapshot, self.subscription_names, self.index = snapshot, names, index
+        self.servers = snapshot.servers
+        self.by_id = {s.id: s for s in snapshot.servers}
+        # A query typed against the old snapshot may name subscriptions by display name: parse it again.
+        self._set_query(self.query_text, quiet=True)
+        table = self.table
+        table.empty_message = ("No servers match the filter" if snapshot.servers else
+                               "The cache is empty: refreshing from Azure …" if not self.session.offline else
+                               "The cache is empty. Run once online (wsam-tui, or wsam-tui --demo) to fill it.")
+        table.set_prepared(data, view=self._filtered())
+        table.set_sort_indicator(index.sort_key if index.sort_key != "name" or index.descending else None,
+                                 index.descending)
+        self.shown = table.row_count
+        self.marked = len(table.marks)
+        for notice in snapshot.notices:
+            self.notify(clean_text(notice), severity="warning", markup=False, timeout=15)
+        gc.freeze()  # tens of thousands of long-lived records: keep the cyclic collector off them (no pauses)
+        self._render_header()
+        if not self.refreshing:
+            self._set_status(self._idle_status())
+        self._follow_cursor()
+        if then_refresh:
+            self.action_refresh()
+
+    def _idle_status(self) -> str:
+        if self.snapshot is None:
+            return ""
+        if self.session.offline:
+            when = self.snapshot.oldest
+            stamp = when.strftime("%Y-%m-%d %H:%M UTC") if when else "never"
+            return f"Offline: the last known state, as of {stamp} ({age_text(when, self.clock())})."
+        if self.connection_problem:
+            return f"{self.connection_problem} — showing the cache; r retries."
+        done = f"refreshed {self.last_refresh.strftime('%H:%M:%S')} UTC" if self.last_refresh else "from the cache"
+        return f"{len(self.servers):,} servers, {done}.  / filter · : command · space mark · enter details · ? help"
+
+    # ---- refresh ------------------------------------------------------------------------------
+
+    def action_refresh(self) -> None:
+        if self.session.offline:
+            self.notify("Offline mode (--offline): the console shows the cache and does not connect.",
+                        severity="warning", markup=False)
+            return
+        if self.refreshing:
+            return
+        self.refreshing = True
+        self.progress.clear()
+        self._set_status("Refreshing: connecting …")
+        self.run_refresh()
+
+    @work(exclusive=True, group="refresh", exit_on_error=False)
+    async def run_refresh(self) -> None:
+        def progress(source: Source, done: int, total: int) -> None:
+            self.post_message(RefreshProgress(source, done, total))
+
+        try:
+            report = await self.session.refresh(progress)
+        except ConnectFailed as e:
+            self.connection_problem = clean_text(str(e), limit=300)
+            self.refreshing = False
+            self._set_status(self._idle_status(), problem=True)
+            self.notify(self.connection_problem, title="Cannot reach Azure", severity="error", markup=False,
+                        timeout=15)
+            self._render_header()
+            return
+        except Exception as e:  # an unexpected failure must not take the console down
+            self.refreshing = False
+            self._set_status(f"Refresh failed: {type(e).__name__}: {e}", problem=True)
+            self.notify(clean_text(f"{type(e).__name__}: {e}"), title="Refresh failed", severity="error",
+                        markup=False, timeout=15)
+            return
+        self.connection_problem = None
+        self.last_refresh = self.clock()
+        self.refreshing = False
+        for sub, source, message in report.failures[:5]:
+            name = self.subscription_names.get(sub.lower(), sub)
+            self.notify(clean_text(f"{name}: {source}: {message}"), title="Part of the fleet is unknown",
+                        severity="warning", markup=False, timeout=15)
+        if len(report.failures) > 5:
+            self.notify(f"… and {len(report.failures) - 5} more failed sources (their cells read unknown).",
+                        severity="warning", markup=False, timeout=15)
+        for sub in report.through_arm:
+            name = self.subscription_names.get(sub.lower(), sub)
+            self.notify(clean_text(f"{name}: Resource Graph refused it; read through ARM instead."),
+                        severity="information", markup=False)
+        self.load_snapshot()
+
+    def on_refresh_progress(self, message: RefreshProgress) -> None:
+        self.progress[message.source] = (message.done, message.total)
+        parts = [f"{s.value} {d:,}/{t:,}" if t else f"{s.value} {d:,}" for s, (d, t) in self.progress.items()]
+        self._set_status("Refreshing: " + " · ".join(parts))
+
+    def on_transport_notice(self, message: TransportNotice) -> None:
+        event = message.event
+        self._set_status(event.message, problem=event.kind in ("throttled", "error"))
+        if event.kind == "error":
+            self.notify(clean_text(event.message), severity="error", markup=False)
+
+    # ---- filter -------------------------------------------------------------------------------
+
+    def _filtered(self) -> list[int]:
+        if self.index is None:
+            return []
+        view = self.index.filter(self.query)
+        if self.gap_view:
+            gaps = set(self.index.filter(self.index.gaps()))
+            view = [i for i in view if i in gaps]
+        return view
+
+    def _set_query(self, text: str, *, quiet: bool = False) -> bool:
+        """Parse ``text`` as the filter; on an error keep the last good filter and say why in the bar."""
+        error = self.query_one("#filter-error", Static)
+        try:
+            self.query = parse_query(text, subscriptions=self.subscription_names) if text.strip() else None
+        except QueryError as e:
+            if not quiet:
+                error.update(_plain(f"{e} (col {e.position + 1})" if getattr(e, "position", None) is not None
+                                    else str(e)))
+            return False
+        self.query_text = text.strip()
+        error.update(Content(""))
+        return True
+
+    def _apply_view(self) -> None:
+        self.table.set_view(self._filtered())
+        self.shown = self.table.row_count
+        self._render_header()
+
+    def action_filter(self) -> None:
+        bar = self.query_one(FilterBar)
+        bar.add_class("-open")
+        field = self.query_one("#filter-input", Input)
+        field.value = self.query_text
+        field.cursor_position = len(field.value)
+        field.focus()
+
+    @on(Input.Changed, "#filter-input")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        if self._set_query(event.value):
+            self._apply_view()
+
+    @on(Input.Submitted, "#filter-input")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        self._close_filter()
+
+    def _close_filter(self) -> None:
+        bar = self.query_one(FilterBar)
+        if not self.query_text:
+            bar.remove_class("-open")
+        self.table.focus()
+
+    # ---- marks, sort, gaps, details -------------------------------------------------------------
+
+    def on_server_table_marks_changed(self, message: ServerTable.MarksChanged) -> None:
+        self.marked = message.count
+
+    def action_mark_all(self) -> None:
+        self.table.mark_all_shown()
+
+    def action_clear_marks(self) -> None:
+        self.table.clear_marks()
+
+    def action_gaps(self) -> None:
+        self.gap_view = not self.gap_view
+        self._apply_view()
+        self.notify("Gap view: servers missing at least one capability" if self.gap_view else "Gap view off",
+                    markup=False, timeout=3)
+
+    def sort_by(self, column: str, descending: bool = False) -> None:
+        if self.index is None:
+            return
+        self.index.sort(column, descending)
+        self.table.set_sort_indicator(self.index.sort_key, descending)
+        self._apply_view()
+
+    def on_server_table_sort_requested(self, message: ServerTable.SortRequested) -> None:
+        index = self.index
+        descending = bool(index and index.sort_key == message.column_id and not index.descending)
+        self.sort_by(message.column_id, descending)
+
+    def action_sort_next(self) -> None:
+        current = self.index.sort_key if self.index else "name"
+        i = COLUMNS.index(current) if current in COLUMNS else -1
+        self.sort_by(COLUMNS[(i + 1) % len(COLUMNS)])
+        self.notify(f"Sorted by {self.index.sort_key if self.index else ''}", markup=False, timeout=2)
+
+    def action_sort_reverse(self) -> None:
+        if self.index is not None:
+            self.sort_by(self.index.sort_key, not self.index.descending)
+
+    def action_details(self) -> None:
+        pane = self.query_one("#details")
+        if pane.has_class("-open"):
+            self._close_details()
+        else:
+            pane.add_class("-open")
+            self._details_for = None
+            self._follow_cursor()
+
+    def _close_details(self) -> None:
+        self.query_one("#details").remove_class("-open")
+        self.table.focus()
+
+    def on_server_table_row_highlighted(self, message: ServerTable.RowHighlighted) -> None:
+        self._follow_cursor()
+
+    def _follow_cursor(self) -> None:
+        """The open details pane follows the cursor (from the cache, after a short pause in the movement)."""
+        if not self.query_one("#details").has_class("-open"):
+            return
+        if self._details_timer is not None:
+            self._details_timer.stop()
+        self._details_timer = self.set_timer(0.15, self._show_cached_details)
+
+    def _show_cached_details(self) -> None:
+        from .details import DetailsPane
+
+        server_id = self.table.highlighted_id
+        pane = self.query_one(DetailsPane)
+        if server_id is None:
+            pane.clear("No server highlighted")
+            return
+        if server_id == self._details_for:
+            return
+        self._details_for = server_id
+        server = self.by_id.get(server_id)
+        if server is not None:
+            pane.show_row(server, loading=False)
+        self.cached_details(server_id)
+
+    @work(thread=True, exclusive=True, group="details", exit_on_error=False)
+    def cached_details(self, server_id: str) -> None:
+        from ..depth import cached_view
+
+        view = cached_view(self.session.inventory, server_id, now=self.clock())
+        if view is not None:
+            self.call_from_thread(self._show_view, server_id, view)
+
+    def _show_view(self, server_id: str, view) -> None:
+        from .details import DetailsPane
+
+        if self.table.highlighted_id == server_id or self._details_for == server_id:
+            self.query_one(DetailsPane).show_view(view, now=self.clock())
+
+    def on_server_table_row_selected(self, message: ServerTable.RowSelected) -> None:
+        from .details import DetailsPane
+
+        pane = self.query_one(DetailsPane)
+        pane.add_class("-open")
+        server = self.by_id.get(message.server_id)
+        if server is not None:
+            pane.show_row(server, loading=True)
+        self._details_for = message.server_id
+        pane.focus()
+        self.fresh_details(message.server_id)
+
+    @work(exclusive=True, group="details", exit_on_error=False)
+    async def fresh_details(self, server_id: str) -> None:
+        """The highlighted server fresh from ARM (offline, or when ARM fails: the cache, and why)."""
+        from ..depth import cached_view, fresh_view
+        from .details import DetailsPane
+
+        pane = self.query_one(DetailsPane)
+        server = self.by_id.get(server_id)
+        problem: str | None = None
+        if not self.session.offline:
+            inventory = self.session.inventory
+            try:
+                view = await self.session.call(
+                    lambda conn: fresh_view(inventory, conn.transport, server_id, now=self.clock()))
+            except ConnectFailed as e:
+                problem = f"ARM unreachable: {e}"
+            except ArmHttpError as e:
+                problem = f"ARM: {e.describe()}"
+            else:
+                self._show_view(server_id, view)
+                return
+        view = cached_view(self.session.inventory, server_id, now=self.clock())
+        if view is not None:
+            self._show_view(server_id, view)
+        if problem:
+            pane.show_error(server, clean_text(problem, limit=300) + " — showing the cache")
+
+    def action_focus_next_pane(self) -> None:
+        pane = self.query_one("#details")
+        if pane.has_class("-open") and self.table.has_focus:
+            pane.focus()
+        else:
+            self.table.focus()
+
+    def action_back(self) -> None:
+        focused = self.focused
+        if isinstance(focused, Input) and focused.id == "filter-input":
+            self._close_filter()
+        elif self.query_one("#details").has_class("-open"):
+            self._close_details()
+
+    # ---- command mode ---------------------------------------------------------------------------
+
+    def action_command(self) -> None:
+        from .command import CommandLine
+
+        line = self.query_one(CommandLine)
+        line.add_class("-open")
+        line.value = ""
+        line.focus()
+
+    def command_specs(self):
+        from .command import CommandSpec
+
+        def themes(arg: str) -> list[str]:
+            return sorted(t for t in self.available_themes if t.startswith(arg.strip()))
+
+        def columns(arg: str) -> list[str]:
+            return [c for c in COLUMNS if c.lower().startswith(arg.strip().lower())]
+
+        def capabilities(arg: str) -> list[str]:
+            return [c.id for c in CATALOG if c.id.startswith(arg.strip().lower())]
+
+        def formats(arg: str) -> list[str]:
+            return [f for f in ("csv", "json", "md") if f.startswith(arg.strip())]
+
+        def subscriptions(arg: str) -> list[str]:
+            return [n for n in self.subscription_names.values() if n.lower().startswith(arg.strip().lower())]
+
+        return [
+            CommandSpec("subs", ":subs", "Choose the subscriptions in scope", subscriptions),
+            CommandSpec("tenant", ":tenant", "Choose the tenants in scope"),
+            CommandSpec("theme", ":theme NAME", "Switch the colour theme", themes),
+            CommandSpec("export", ":export csv|json|md [PATH]", "Write the servers shown to a file", formats),
+            CommandSpec("kql", ":kql QUERY", "Run a KQL query (Resource Graph online, the cache offline)"),
+            CommandSpec("sort", ":sort COLUMN [desc]", "Sort by a column", columns),
+            CommandSpec("gaps", ":gaps [CAPABILITY]", "Servers missing any capability, or this one", capabilities),
+            CommandSpec("filter", ":filter TEXT", "Set the / filter"),
+            CommandSpec("refresh", ":refresh", "Refresh from Azure"),
+            CommandSpec("marks", ":marks all|none", "Mark every shown server, or clear the marks",
+                        lambda a: [x for x in ("all", "none") if x.startswith(a.strip())]),
+            CommandSpec("help", ":help", "Show every binding and the filter language"),
+            CommandSpec("quit", ":quit", "Quit"),
+        ]
+
+    def _close_command(self) -> None:
+        from .command import CommandLine
+
+        self.query_one(CommandLine).remove_class("-open")
+        self.table.focus()
+
+    def on_command_line_cancelled(self, message) -> None:
+        self._close_command()
+
+    def on_command_line_submitted(self, message) -> None:
+        self._close_command()
+        self.run_command(message.spec.name, message.argument.strip())
+
+    def run_command(self, name: str, arg: str) -> None:
+        """One `:` command (also the command palette's entries)."""
+        if name == "theme":
+            if arg not in self.available_themes:
+                self.notify(clean_text(f"No theme {arg!r}; one of: {', '.join(sorted(self.available_themes))}"),
+                            severity="error", markup=False)
+                return
+            self.theme = arg
+        elif name == "sort":
+            parts = arg.split()
+            try:
+                self.sort_by(parts[0] if parts else "name", len(parts) > 1 and parts[1].lower().startswith("desc"))
+            except ValueError as e:
+                self.notify(clean_text(str(e)), severity="error", markup=False)
+        elif name == "gaps":
+            if not arg:
+                self.gap_view = True
+                self._apply_view()
+            else:
+                cap = resolve_capability(arg)
+                if cap is None:
+                    self.notify(clean_text(f"unknown capability {arg!r}"), severity="error", markup=False)
+                    return
+                self.gap_view = False
+                self._set_filter_text(f"missing:{cap}")
+        elif name == "filter":
+            self._set_filter_text(arg)
+        elif name == "refresh":
+            self.action_refresh()
+        elif name == "marks":
+            (self.action_mark_all if arg == "all" else self.action_clear_marks)()
+        elif name == "help":
+            self.action_help()
+        elif name == "quit":
+            self.action_quit()
+        elif name == "export":
+            self._export(arg)
+        elif name == "kql":
+            if not arg:
+                self.notify("Usage: :kql QUERY  e.g. :kql resources | summarize count() by type", markup=False)
+                return
+            self.run_kql(arg)
+        elif name in ("subs", "tenant"):
+            self._pick_scope(tenants=name == "tenant")
+
+    def _set_filter_text(self, text: str) -> None:
+        if self._set_query(text):
+            bar = self.query_one(FilterBar)
+            bar.set_class(bool(self.query_text), "-open")
+            self.query_one("#filter-input", Input).value = self.query_text
+            self._apply_view()
+        else:
+            self.query_one(FilterBar).add_class("-open")
+
+    def _export(self, arg: str) -> None:
+        from .. import export
+
+        parts = arg.split(maxsplit=1)
+        fmt = parts[0].lower() if parts else "csv"
+        if fmt not in ("csv", "json", "md"):
+            self.notify("Usage: :export csv|json|md [PATH]", severity="error", markup=False)
+            return
+        stamp = self.clock().strftime("%Y%m%d-%H%M%S")
+        path = Path(parts[1]).expanduser() if len(parts) > 1 else Path.cwd() / f"wsam-export-{stamp}.{fmt}"
+        shown = [self.servers[i] for i in self.table.view]
+        oldest = self.snapshot.oldest if self.snapshot else None
+        newest = self.snapshot.newest if self.snapshot else None
+        text = (export.to_json(shown, oldest=oldest, newest=newest) if fmt == "json" else
+                export.to_markdown(shown, oldest=oldest) if fmt == "md" else export.to_csv(shown))
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as e:
+            self.notify(clean_text(f"Cannot write {path}: {e.strerror or e}"), severity="error", markup=False)
+            return
+        self.notify(clean_text(f"Wrote {len(shown):,} servers to {path}"), markup=False)
+
+    @work(exclusive=True, group="kql", exit_on_error=False)
+    async def run_kql(self, query: str) -> None:
+        from ..kql import KqlError
+        from ..kqlquery import run_offline, run_online
+        from .kql_view import KqlResultScreen
+
+        subs = [str(s.get("subscriptionId")) for s in (self.snapshot.subscriptions if self.snapshot else [])]
+        self._set_status("Running the query …")
+        try:
+            if self.session.offline or self.connection_problem:
+                answer = run_offline(self.session.inventory.store, query, subscriptions=subs)
+            else:
+                answer = await self.session.call(lambda conn: run_online(conn.transport, query, subs))
+        except KqlError as e:
+            self._set_status(self._idle_status())
+            self.notify(clean_text(str(e)), title="KQL", severity="error", markup=False, timeout=10)
+            return
+        except (ConnectFailed, ArmHttpError) as e:
+            self._set_status(self._idle_status())
+            text = e.describe() if isinstance(e, ArmHttpError) else str(e)
+            self.notify(clean_text(text), title="Resource Graph", severity="error", markup=False, timeout=10)
+            return
+        self._set_status(self._idle_status())
+        self.push_screen(KqlResultScreen(query, answer, now=self.clock()))
+
+    def _pick_scope(self, *, tenants: bool) -> None:
+        from .pickers import ScopePicker
+
+        subs = list(self.snapshot.subscriptions) if self.snapshot else []
+        if not subs:
+            self.notify("No subscriptions known yet.", severity="warning", markup=False)
+            return
+        counts: dict[str, int] = {}
+        for s in self.servers:
+            key = s.subscription_id.lower()
+            counts[key] = counts.get(key, 0) + 1
+
+        def chosen(ids: list[str] | None) -> None:
+            if ids is None:
+                return
+            self.session.info.subscriptions = tuple(ids)
+            self.notify(f"Scope: {len(ids)} subscription{'s' * (len(ids) != 1)}", markup=False)
+            self.load_snapshot(then_refresh=not self.session.offline)
+
+        self.push_screen(ScopePicker(subs, counts, tenants=tenants,
+                                     selected=list(self.session.info.subscriptions)), chosen)
+
+    # ---- help, palette, quit ------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        from .help import HelpScreen
+
+        self.push_screen(HelpScreen(self.binding_rows(), self.command_specs()))
+
+    def binding_rows(self) -> list[tuple[str, str, str]]:
+        """(keys, action id, description) for every binding of the console and its table."""
+        keymap = dict(self._keymap) if getattr(self, "_keymap", None) else {}
+        rows = []
+        for a in ACTIONS:
+            rows.append((keymap.get(a.id, a.keys), a.id, a.help))
+        for b in ServerTable.BINDINGS:
+            if isinstance(b, Binding):
+                rows.append((keymap.get(b.id or "", b.key), b.id or b.action, b.description))
+        rows.append((self.COMMAND_PALETTE_BINDING, "command_palette", "Command palette: every action, searchable"))
+        return rows
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for a in ACTIONS:
+            if a.id in ("back", "focus_next_pane"):
+                continue
+            yield SystemCommand(a.title, a.help, lambda a=a: self.run_action(a.id))
+        for spec in self.command_specs():
+            if spec.name in ("theme", "sort", "export", "kql", "filter", "gaps"):
+                yield SystemCommand(f":{spec.name}", spec.help, lambda n=spec.name: self._prefill_command(n))
+
+    def _prefill_command(self, name: str) -> None:
+        from .command import CommandLine
+
+        self.action_command()
+        line = self.query_one(CommandLine)
+        line.value = f"{name} "
+        line.cursor_position = len(line.value)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "refresh" and (self.session.offline or self.refreshing):
+            return None
+        return True
+
+    def work_running(self) -> bool:
+        return self.refreshing
+
+    async def action_quit(self) -> None:
+        if self.work_running():
+            def answer(yes: bool | None) -> None:
+                if yes:
+                    self.exit()
+
+            self.push_screen(ConfirmScreen("A refresh is still running. Quit anyway? (The cache keeps what "
+                                           "has arrived.)"), answer)
+            return
+        self.exit()
+
+
+# The glyph sets are re-exported for the CLI's --ascii choice.
+GLYPHS = {"unicode": g.UNICODE, "ascii": g.ASCII}
