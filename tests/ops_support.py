@@ -1,0 +1,63 @@
+"""Helpers for the action engine's tests: a connection, the inventory's servers, an engine with private files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from wsam_tui.inventory import ConnectOptions, Inventory, connect
+from wsam_tui.ops.audit import AuditLog
+from wsam_tui.ops.engine import Engine
+from wsam_tui.ops.journal import Journal
+from wsam_tui.store.cache import Store
+
+SECRET = "s3cr3t-Pa55w0rd-do-not-keep"
+
+
+async def connection(running):
+    return await connect(ConnectOptions(endpoint=running.base_url, ca_bundle=str(running.ca_path)))
+
+
+async def servers_of(conn, tmp_path: Path, name: str = "cache"):
+    """The inventory's servers, refreshed from the simulator (as the console and the headless commands see them)."""
+    store = Store(tmp_path / name)
+    inventory = Inventory(store)
+    await inventory.refresh(conn)
+    servers = inventory.load().servers
+    store.close()
+    return {s.name: s for s in servers}
+
+
+def make_engine(conn, tmp_path: Path, **kwargs) -> Engine:
+    return Engine(conn.transport, journal=Journal(tmp_path / "state" / "jobs"),
+                  audit=AuditLog(tmp_path / "state" / "audit.jsonl"), **kwargs)
+
+
+def writes(running, since: int = 0) -> list[dict]:
+    """The simulator's request log: every write (not a poll, a read or a query), in order."""
+    reads = ("/providers/microsoft.resourcegraph/", "/providers/microsoft.policyinsights/", "/backupstatus")
+    return [e for e in running.sim.log.entries[since:] if e["method"] in ("PUT", "PATCH", "POST", "DELETE")
+            and not any(r in e["path"].lower() for r in reads)]
+
+
+def files_under(path: Path):
+    for root, dirs, files in os.walk(path):
+        for d in dirs:
+            yield Path(root, d)
+        for f in files:
+            yield Path(root, f)
+
+
+def scan_for(path: Path, *needles: str) -> list[str]:
+    """Every file under ``path`` that contains one of ``needles``."""
+    hits = []
+    for p in files_under(path):
+        if p.is_file():
+            text = p.read_bytes().decode("utf-8", "replace")
+            hits += [f"{p}: {n}" for n in needles if n in text]
+    return hits
+
+
+def journal_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
