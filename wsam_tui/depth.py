@@ -1,0 +1,259 @@
+"""The details pane's service: one server with every capability's evidence, from the cache or fresh from ARM.
+
+    view = cached_view(inventory, server_id)                    # a keypress: the store only, no network
+    view = await fresh_view(inventory, transport, server_id)    # enter: ARM's depth reads over the cache
+
+Both derive the server exactly as the inventory does (``build_server(..., evidence=True)``), from the
+raw documents, so the pane and the table never disagree about what the same documents say.
+
+The cached view reads only the server's own subscription and the fleet-wide rows (data collection
+rules, workspaces, File Sync servers), never the whole fleet, and assembles only the rows that name
+the server. Those rows, indexed by machine, are kept for the subscription last viewed and reused while
+the store's manifests for them are unchanged: a refresh rewrites the manifests, and the next view reads
+the store again (``SubscriptionCache``).
+
+The fresh view is ``fetch_detail`` through ARM merged over the cached documents. A depth source that
+fails keeps the cached documents, their evidence and their age, and ``ServerView.errors`` says why.
+When the machine itself cannot be read (401/403, 404 deleted, ARM unreachable), ``fresh_view`` raises
+the ``ArmHttpError`` that ``fetch_detail`` raised (``ArmConnectionError`` when unreachable): there is
+no fresh view of a machine ARM refuses, and the caller shows the cached view with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import pickle
+import threading
+import weakref
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from .arm.resources import ServerDetail, detail_to_raw, fetch_detail
+from .arm.transport import ArmTransport
+from .fleet.assemble import assemble
+from .fleet.capabilities import build_server
+from .fleet.model import FleetContext, RawServer, Server, Source, SourceStatus, clean_text
+from .inventory import Inventory, subscription_of
+
+__all__ = ["ServerView", "SubscriptionCache", "cached_view", "fresh_view", "subscription_cache"]
+
+# Rows that serve machines of any subscription (inventory.load reads them the same way).
+FLEET_WIDE = frozenset({Source.DCRS, Source.FILE_SYNC})
+
+
+@dataclass(frozen=True)
+class ServerView:
+    """One server as the details pane shows it: the record with evidence, where it came from, and when."""
+
+    server: Server  # built with evidence
+    source: Literal["arm", "cache"]
+    as_of: datetime | None  # when ARM answered, or the oldest fetch time of the cached documents
+    errors: Mapping[Source, str]  # sources that could not be read, and why
+    detail: ServerDetail | None = None  # ARM's documents (fresh views only)
+
+
+# Where a row names its machine: the machine rows by ``id``, Defender rows by ``resourceId`` or the id they
+# hang under, every other per-machine source by ``machineId`` (fleet/assemble.py matches them the same way).
+_SECURITY_SPLIT = "/providers/microsoft.security/"
+
+
+def _machine_keys(source: Source, row: dict) -> tuple[str, ...]:
+    if source is Source.MACHINES:
+        return (_lower(row.get("id")),)
+    if source is Source.SECURITY:
+        return (_lower(row.get("resourceId")), _lower(row.get("id")).split(_SECURITY_SPLIT)[0])
+    return (_lower(row.get("machineId")),)
+
+
+def _lower(value: object) -> str:
+    return value.lower() if isinstance(value, str) else ""
+
+
+@dataclass(frozen=True)
+class _Indexed:
+    """One subscription's cached rows, indexed by the machine they name, and what they say of age and failure."""
+
+    signature: tuple
+    by_machine: Mapping[str, bytes]  # lower-case machine id -> its rows per source, packed (``_pack``)
+    common: Mapping[Source, list[dict]]  # rows naming no machine (subscription pricings) and the fleet-wide rows
+    statuses: Mapping[tuple[str, Source], SourceStatus]
+    tenants: Mapping[str, str]  # lower-case subscription id -> tenant id
+    oldest: datetime | None  # the oldest fetch time of this subscription's sources
+    errors: Mapping[Source, str]  # sources whose last refresh failed (their rows, if any, are older)
+
+    def rows_for(self, machine_id: str) -> dict[Source, list[dict]] | None:
+        packed = self.by_machine.get(machine_id)
+        if packed is None:
+            return None
+        rows = {source: list(rows) for source, rows in self.common.items()}
+        for source, found in _unpack(packed).items():
+            rows.setdefault(source, []).extend(found)
+        return rows
+
+
+# A subscription's rows as Python objects take ~16 kB per server (164 MB at 10,000); packed per machine
+# they take ~1 kB, and unpacking one machine's takes well under a millisecond.
+def _pack(rows: dict[Source, list[dict]]) -> bytes:
+    return zlib.compress(pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL), 1)
+
+
+def _unpack(packed: bytes) -> dict[Source, list[dict]]:
+    return pickle.loads(zlib.decompress(packed))  # only ever bytes that _pack made in this process
+
+
+class SubscriptionCache:
+    """The store's rows of recently viewed subscriptions, indexed by machine, reused while the store's
+    manifests for them are unchanged (a refresh rewrites them); one per inventory.
+
+    Reading a subscription of 10,000 servers from the store takes about a second; a view from the index
+    then takes about a millisecond (benchmarks/bench_depth.py). The index holds that subscription's raw
+    rows, about what ``Inventory.load`` holds while it reads it; only the ``keep`` most recently viewed
+    subscriptions are kept."""
+
+    def __init__(self, inventory: Inventory, keep: int = 1) -> None:
+        self.inventory = inventory
+        self.keep = keep
+        self._entries: dict[str, _Indexed] = {}
+        self._lock = threading.Lock()  # the console reads the cache from worker threads
+
+    def get(self, subscription: str) -> _Indexed | None:
+        """The subscription's index, read again from the store when its manifests changed; None when the
+        store does not list the subscription."""
+        store = self.inventory.store
+        meta = [s for s in store.get_meta("subscriptions", []) or [] if isinstance(s, dict)]
+        subs = [str(s.get("subscriptionId", "")).lower() for s in meta]
+        if subscription not in subs:
+            return None
+        manifests = []
+        for m in store.manifests(subs):
+            try:
+                source = Source(m.source)
+            except ValueError:
+                continue
+            if m.subscription == subscription or (source in FLEET_WIDE and m.fetched_at is not None):
+                manifests.append((source, m))
+        signature = tuple(sorted((m.subscription, m.source, m.fetched_at, m.chunks, m.error,
+                                  str(getattr(m, "generation", ""))) for _, m in manifests))
+        with self._lock:
+            entry = self._entries.pop(subscription, None)
+            if entry is not None and entry.signature == signature:
+                self._entries[subscription] = entry  # most recently used last
+                return entry
+        tenants = {sid: clean_text(s.get("tenantId") or "") for sid, s in zip(subs, meta, strict=True)}
+        entry = self._index(subscription, manifests, signature, tenants)
+        with self._lock:
+            self._entries.pop(subscription, None)
+            self._entries[subscription] = entry
+            while len(self._entries) > self.keep:
+                self._entries.pop(next(iter(self._entries)))
+        return entry
+
+    def _index(self, subscription: str, manifests: list, signature: tuple, tenants: dict[str, str]) -> _Indexed:
+        store = self.inventory.store
+        statuses: dict[tuple[str, Source], SourceStatus] = {}
+        errors: dict[Source, str] = {}
+        fetched: list[datetime] = []
+        by_machine: dict[str, dict[Source, list[dict]]] = {}
+        common: dict[Source, list[dict]] = {}
+        fleet_wide: list[tuple[Source, list[dict]]] = []
+        own: list[tuple[Source, list[dict]]] = []
+        for source, m in manifests:
+            if m.fetched_at is not None:
+                rows = store.rows(m.subscription, m.source, m.chunks)
+                (fleet_wide if source in FLEET_WIDE else own).append((source, rows))
+            if m.subscription != subscription:
+                continue
+            if m.fetched_at is not None:
+                statuses[(subscription, source)] = SourceStatus(fetched_at=m.fetched_at)
+                fetched.append(m.fetched_at)
+            elif m.error:
+                statuses[(subscription, source)] = SourceStatus(error=clean_text(m.error, limit=300))
+            if m.error:
+                errors[source] = clean_text(m.error, limit=300)
+        for source, rows in own:  # machines first (sorted below), so that every other row finds its machine
+            if source is Source.MACHINES:
+                for row in rows:
+                    if isinstance(row, dict) and _lower(row.get("id")):
+                        by_machine.setdefault(_lower(row.get("id")), {}).setdefault(source, []).append(row)
+        for source, rows in own:
+            if source is Source.MACHINES:
+                continue
+            for row in rows:
+                if not isinstance(row, dict):
+                    continue
+                owners = {k for k in _machine_keys(source, row) if k in by_machine}
+                for owner in owners:
+                    by_machine[owner].setdefault(source, []).append(row)
+                if not owners:
+                    common.setdefault(source, []).append(row)
+        for source, rows in fleet_wide:
+            common.setdefault(source, []).extend(rows)
+        del own
+        packed = {mid: _pack(rows) for mid, rows in by_machine.items()}
+        return _Indexed(signature, packed, common, statuses, tenants, min(fetched, default=None), errors)
+
+
+_caches: weakref.WeakKeyDictionary[Inventory, SubscriptionCache] = weakref.WeakKeyDictionary()
+_caches_lock = threading.Lock()
+
+
+def subscription_cache(inventory: Inventory) -> SubscriptionCache:
+    """The inventory's cache of indexed subscriptions (created on first use)."""
+    with _caches_lock:
+        cache = _caches.get(inventory)
+        if cache is None:
+            cache = _caches[inventory] = SubscriptionCache(inventory)
+        return cache
+
+
+def _cached(inventory: Inventory, server_id: str, now: datetime) -> tuple[_Indexed | None, RawServer | None, FleetContext]:
+    """The index of the server's subscription, the server's cached documents (None when not cached),
+    and the context to derive them, as ``Inventory.load`` builds it."""
+    subscription = subscription_of({"id": server_id})
+    entry = subscription_cache(inventory).get(subscription) if subscription else None
+    rows = entry.rows_for(server_id.rstrip("/").lower()) if entry is not None else None
+    raws, context = assemble(rows or {}, sources=entry.statuses if entry is not None else {}, now=now,
+                             required_tags=inventory.required_tags, stale_after_days=inventory.stale_after_days)
+    tenants = entry.tenants if entry is not None else _tenants(inventory.store)
+    return entry, (raws[0] if raws else None), dataclasses.replace(context, subscription_tenants=tenants)
+
+
+def _tenants(store) -> dict[str, str]:
+    return {str(s.get("subscriptionId", "")).lower(): clean_text(s.get("tenantId") or "")
+            for s in store.get_meta("subscriptions", []) or [] if isinstance(s, dict)}
+
+
+def cached_view(inventory: Inventory, server_id: str, *, now: datetime | None = None) -> ServerView | None:
+    """The server as the store knows it, with evidence; None when the store does not hold it."""
+    entry, raw, context = _cached(inventory, server_id, now or datetime.now(UTC))
+    if entry is None or raw is None:
+        return None
+    return ServerView(server=build_server(raw, context, evidence=True), source="cache", as_of=entry.oldest,
+                      errors=dict(entry.errors))
+
+
+async def fresh_view(inventory: Inventory, transport: ArmTransport, server_id: str, *,
+                     now: datetime | None = None) -> ServerView:
+    """The server fresh from ARM over the cached documents. Raises ``ArmHttpError`` when the machine itself
+    cannot be read; a source that fails keeps the cached documents and is named in ``errors``."""
+    when = now or datetime.now(UTC)
+    # The store is read in a thread while ARM answers: neither waits for the other.
+    cached = asyncio.create_task(asyncio.to_thread(_cached, inventory, server_id, when))
+    try:
+        detail = await fetch_detail(transport, server_id)
+    except BaseException:
+        await asyncio.gather(cached, return_exceptions=True)
+        raise
+    _, base, cached_context = await cached
+    # Without cached documents (a new server, an empty store) depth stands alone: the sources it does not
+    # read have no status, and their cells say "not fetched".
+    raw, statuses, dcrs = detail_to_raw(detail, base)
+    context = dataclasses.replace(cached_context, dcrs={**cached_context.dcrs, **dcrs},
+                                  sources={**cached_context.sources, **statuses})
+    server = build_server(raw, context, evidence=True)
+    errors = {source: clean_text(text, limit=500) for source, text in detail.errors.items()}
+    return ServerView(server=server, source="arm", as_of=detail.fetched_at, errors=errors, detail=detail)
