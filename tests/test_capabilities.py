@@ -928,6 +928,27 @@ def test_hostile_strings_are_cleaned_in_records() -> None:
 # ---- build_server -----------------------------------------------------------------------------
 
 
+def test_table_records_share_what_repeats_and_keep_what_the_table_and_planner_read() -> None:
+    """evidence=False (the console's 50,000-row table): same fields and states as the full record, no
+    evidence, extensions without status message and id, and repeated values held once per snapshot."""
+    shared: dict = {}
+    raws = [with_docs(vm(name=f"web-{i:02}", tags={"env": "prod"}), exts=[(AMA, "Succeeded")]) for i in range(3)]
+    for raw in raws:
+        raw.extensions[0]["properties"]["instanceView"] = {"statuses": [{"message": "all good"}]}
+    full = [build_server(r, CTX) for r in raws]
+    lite = [build_server(r, CTX, evidence=False, shared=shared) for r in raws]
+    for f, t in zip(full, lite, strict=True):
+        assert (t.id, t.name, t.kind, t.location, t.os_name, t.state, t.tags) == \
+               (f.id, f.name, f.kind, f.location, f.os_name, f.state, f.tags)
+        assert {k: c.state for k, c in t.capabilities.items()} == {k: c.state for k, c in f.capabilities.items()}
+        assert all(not c.evidence for c in t.capabilities.values())
+        assert [(e.handler, e.version, e.provisioning_state) for e in t.extensions] == \
+               [(e.handler, e.version, e.provisioning_state) for e in f.extensions]
+        assert t.extensions[0].status_message == "" and f.extensions[0].status_message == "all good"
+    assert lite[0].extensions[0] is lite[2].extensions[0]  # one object for identical extensions
+    assert lite[0].os_name is lite[1].os_name and lite[0].capabilities["tags"] is lite[1].capabilities["tags"]
+
+
 def test_build_server_vm_from_arm_document() -> None:
     m = vm(tags={"env": "prod"})
     raw = with_docs(m, exts=[(AMA, "Succeeded")])

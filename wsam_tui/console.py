@@ -26,17 +26,17 @@ def build_session(args: argparse.Namespace) -> FleetSession:
     readonly = bool(args.readonly or settings.readonly)
     notices: list[str] = []
     closers = []
+    options: ConnectOptions | None = None
     if args.demo:
-        from .sim.run import create_simulator, demo_fleet, start_in_thread
-
         store_dir = Path(args.cache_dir) if args.cache_dir else cache_dir() / "demo"
-        sim = create_simulator(demo_fleet(), take_ownership=True, lro_seconds=3.0)
-        running = start_in_thread(sim, ca_dir=_private_dir(store_dir.parent / "demo-ca"))
-        closers.append(running.stop)
-        options: ConnectOptions | None = ConnectOptions(endpoint=running.base_url, ca_bundle=str(running.ca_path))
         source = "demo fleet (simulator)"
-        if args.offline:
-            notices.append("--offline with --demo: showing the demo cache without connecting")
+        if not args.offline:  # --demo --offline: the demo's cache, no simulator
+            from .sim.run import create_simulator, demo_fleet, start_in_thread
+
+            sim = create_simulator(demo_fleet(), take_ownership=True, lro_seconds=3.0)
+            running = start_in_thread(sim, ca_dir=_private_dir(store_dir.parent / "demo-ca"))
+            closers.append(running.stop)
+            options = ConnectOptions(endpoint=running.base_url, ca_bundle=str(running.ca_path))
     else:
         store_dir = Path(args.cache_dir) if args.cache_dir else default_store_dir()
         if args.endpoint:

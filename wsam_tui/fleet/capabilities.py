@@ -1334,9 +1334,11 @@ def _compact(state: CapabilityState, shared: dict) -> CapabilityState:
 def build_server(raw: RawServer, ctx: FleetContext, *, evidence: bool = True, shared: dict | None = None) -> Server:
     """The table row for one server. Never raises on a malformed document: fields degrade to "".
 
-    ``evidence=False`` keeps only each cell's state, summary and flags (cells shared through ``shared``):
-    a table of 50,000 servers does not hold a million evidence records; the details pane derives them
-    again for the one server it shows."""
+    ``evidence=False`` is the table's record: each cell keeps its state, summary and flags only, and each
+    extension its name, handler, version, state and auto-upgrade (no status message, no id); cells,
+    extensions and repeated strings (regions, OS names, tag keys …) are shared between servers through
+    ``shared``. 50,000 such records fit in the console's memory budget; the details pane derives the
+    full record again for the one server it shows."""
     v = _View(raw, ctx)
     m, props = v.m, v.props
     name = _s(m.get("name")) or _last_segment(m.get("id"))
@@ -1360,6 +1362,9 @@ def build_server(raw: RawServer, ctx: FleetContext, *, evidence: bool = True, sh
     tags = {clean_text(str(k), limit=VALUE_LIMIT): clean_text(_s(val) if not isinstance(val, str) else val, limit=256)
             for k, val in (raw_tags.items() if isinstance(raw_tags, dict) else ())}
     identity_type = _s(_d(m.get("identity")).get("type")).strip() or "None"
+    if not evidence:
+        return _lite_server(v, name, resource_group, tenant, os_name, os_version, state, agent_version, tags,
+                            identity_type, {} if shared is None else shared)
     return Server(
         id=v.id,
         name=clean_text(name, limit=VALUE_LIMIT),
@@ -1377,5 +1382,41 @@ def build_server(raw: RawServer, ctx: FleetContext, *, evidence: bool = True, sh
         extensions=tuple(v.extensions),
         capabilities=_evaluate(v) if evidence else {k: _compact(c, shared if shared is not None else {})
                                                     for k, c in _evaluate(v).items()},
+        fetched_at=v.fetched(Source.MACHINES),
+    )
+
+
+def _lite_server(v: _View, name: str, resource_group: str, tenant: str, os_name: str, os_version: str, state: str,
+                 agent_version: str, tags: dict[str, str], identity_type: str, shared: dict) -> Server:
+    strings: dict[str, str] = shared.setdefault("strings", {})
+    extensions: dict[tuple, Extension] = shared.setdefault("extensions", {})
+
+    def one(text: str) -> str:  # one object per distinct value across the snapshot
+        return strings.setdefault(text, text)
+
+    def lite(e: Extension) -> Extension:
+        key = (e.name, e.publisher, e.type, e.version, e.provisioning_state, e.auto_upgrade)
+        found = extensions.get(key)
+        if found is None:
+            found = extensions[key] = Extension(one(e.name), one(e.publisher), one(e.type), one(e.version),
+                                                one(e.provisioning_state), auto_upgrade=e.auto_upgrade)
+        return found
+
+    return Server(
+        id=v.id,
+        name=clean_text(name, limit=VALUE_LIMIT),
+        kind=v.kind,
+        subscription_id=one(clean_text(v.sub)),
+        tenant_id=one(clean_text(tenant)),
+        resource_group=one(clean_text(resource_group)),
+        location=one(clean_text(_s(v.m.get("location")).lower().replace(" ", ""))),
+        os_name=one(clean_text(os_name, limit=VALUE_LIMIT)),
+        os_version=one(clean_text(os_version, limit=60)),
+        state=one(clean_text(state, limit=40)),
+        agent_version=one(clean_text(agent_version, limit=60)),
+        tags={one(k): one(val) for k, val in tags.items()},
+        identity_type=one(clean_text(identity_type, limit=60)),
+        extensions=tuple(lite(e) for e in v.extensions),
+        capabilities={k: _compact(c, shared) for k, c in _evaluate(v).items()},
         fetched_at=v.fetched(Source.MACHINES),
     )

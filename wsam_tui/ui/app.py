@@ -41,6 +41,7 @@ from ..fleet.query import COLUMNS, FleetIndex, Query, QueryError, parse_query, r
 from ..inventory import Snapshot
 from ..session import ConnectFailed, FleetSession
 from . import glyphs as g
+from .rowcache import load_rows, save_rows
 from .table import ColumnSpec, ServerTable, TableData, default_columns
 from .themes import BUNDLED, DEFAULT_THEME, VARIABLE_DEFAULTS, load_themes
 
@@ -150,7 +151,7 @@ ACTIONS: tuple[ActionInfo, ...] = (
     ActionInfo("quit", "q", "Quit", "Quit (asks first when work is still running)"),
 )
 
-COMMAND_NAMES = ("subs", "tenant", "theme", "export", "kql", "sort", "gaps", "filter", "refresh", "marks", "help", "quit")
+KEY_NAMES = {"slash": "/", "colon": ":", "question_mark": "?", "space": "space", "escape": "esc"}
 
 
 def short_os(s: Server) -> str:
@@ -221,6 +222,9 @@ class WsamApp(App[None]):
         self.progress: dict[Source, tuple[int, int]] = {}
         self.last_refresh: datetime | None = None
         self.subscription_names: dict[str, str] = {}
+        self.scope_subscriptions: list[dict] = []
+        self.data_oldest: datetime | None = None
+        self.total = 0
         self._details_for: str | None = None
         self._details_timer = None
         themes, problems = load_themes(BUNDLED, user_themes or config_dir() / "themes")
@@ -261,7 +265,7 @@ class WsamApp(App[None]):
         self.query_one(ServerTable).focus()
         self._render_header()
         self._set_status("Loading the local cache …")
-        self.load_snapshot(then_refresh=self.refresh_on_start and not self.session.offline)
+        self.load_snapshot(then_refresh=self.refresh_on_start and not self.session.offline, restore=True)
 
     @property
     def table(self) -> ServerTable:
@@ -270,7 +274,7 @@ class WsamApp(App[None]):
     # ---- header and status ----------------------------------------------------------------------
 
     def _scope_text(self) -> str:
-        subs = self.snapshot.subscriptions if self.snapshot else []
+        subs = self.scope_subscriptions
         tenants = {str(s.get("tenantId") or "") for s in subs} - {""}
         return f"{len(tenants)} tenant{'s' * (len(tenants) != 1)} · {len(subs)} subscription{'s' * (len(subs) != 1)}"
 
@@ -285,7 +289,7 @@ class WsamApp(App[None]):
 
     def _render_header(self) -> None:
         state, colour = self._state_text()
-        oldest = self.snapshot.oldest if self.snapshot else None
+        oldest = self.data_oldest
         age = f"data {age_text(oldest, self.clock())}" if oldest else "no data yet"
         parts: list[Content] = [
             Content.styled("wsam-tui", "bold"),
@@ -299,7 +303,7 @@ class WsamApp(App[None]):
         filter_text = " ".join(t for t in (self.query_text, "(gaps)" if self.gap_view else "") if t)
         if filter_text:
             parts.append(Content("filter: ") + _plain(filter_text[:60]))
-        parts.append(Content(f"{self.shown:,} shown · {self.marked:,} marked · {len(self.servers):,} total"))
+        parts.append(Content(f"{self.shown:,} shown · {self.marked:,} marked · {self.total:,} total"))
         self.query_one(HeaderBar).update(Content(" │ ").join(parts))
 
     def _set_status(self, text: str, *, problem: bool = False) -> None:
@@ -320,7 +324,15 @@ class WsamApp(App[None]):
     # ---- loading ------------------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
-    def load_snapshot(self, then_refresh: bool = False) -> None:
+    def load_snapshot(self, then_refresh: bool = False, restore: bool = False) -> None:
+        """The store's snapshot, derived in this thread; at start, the rows saved by the last session are
+        painted first (milliseconds), while the snapshot is derived behind them (seconds at 50k)."""
+        directory = self.session.inventory.store.directory
+        if restore:
+            restored = load_rows(directory, console_columns(self.subscription_names, now=self.clock()),
+                                 now=self.clock())
+            if restored is not None:
+                self.call_from_thread(self._apply_rows, *restored)
         snapshot = self.session.load()
         names = {str(s.get("subscriptionId", "")).lower(): clean_text(s.get("displayName") or s.get("subscriptionId"))
                  for s in snapshot.subscriptions}
@@ -330,11 +342,40 @@ class WsamApp(App[None]):
             index.sort(sort_key, descending)
         data = TableData.build(snapshot.servers, console_columns(names, now=self.clock()))
         self.call_from_thread(self._apply_snapshot, snapshot, names, index, data, then_refresh)
+        meta = {"subscriptions": snapshot.subscriptions, "names": names,
+                "oldest": snapshot.oldest.isoformat() if snapshot.oldest else None}
+        try:
+            save_rows(directory, data, snapshot.servers, meta)
+        except OSError as e:  # only a faster next start is lost
+            self.call_from_thread(self.notify, clean_text(f"Cannot save the table rows for a fast start: {e}"),
+                                  severity="warning", markup=False)
+
+    def _apply_rows(self, data: TableData, meta: dict) -> None:
+        """The last session's rows, until the snapshot is derived (filter and details wait for it)."""
+        if self.index is not None:
+            return
+        subs = [s for s in meta.get("subscriptions") or [] if isinstance(s, dict)]
+        names = meta.get("names")
+        if isinstance(names, dict):
+            self.subscription_names = {str(k): clean_text(v) for k, v in names.items()}
+        self.scope_subscriptions = subs
+        try:
+            self.data_oldest = datetime.fromisoformat(meta["oldest"]) if meta.get("oldest") else None
+        except (TypeError, ValueError):
+            self.data_oldest = None
+        self.total = len(data.ids)
+        self.table.set_prepared(data)
+        self.shown = self.table.row_count
+        self._set_status(f"{self.total:,} servers from the last session; indexing …")
+        self._render_header()
 
     def _apply_snapshot(self, snapshot: Snapshot, names: dict[str, str], index: FleetIndex, data: TableData,
                         then_refresh: bool) -> None:
         self.snapshot, self.subscription_names, self.index = snapshot, names, index
         self.servers = snapshot.servers
+        self.total = len(snapshot.servers)
+        self.scope_subscriptions = list(snapshot.subscriptions)
+        self.data_oldest = snapshot.oldest
         self.by_id = {s.id: s for s in snapshot.servers}
         # A query typed against the old snapshot may name subscriptions by display name: parse it again.
         self._set_query(self.query_text, quiet=True)
@@ -407,6 +448,7 @@ class WsamApp(App[None]):
         self.connection_problem = None
         self.last_refresh = self.clock()
         self.refreshing = False
+        self._set_status(f"Refreshed in {report.seconds:.1f} s; deriving the matrix …")
         for sub, source, message in report.failures[:5]:
             name = self.subscription_names.get(sub.lower(), sub)
             self.notify(clean_text(f"{name}: {source}: {message}"), title="Part of the fleet is unknown",
@@ -457,6 +499,9 @@ class WsamApp(App[None]):
         return True
 
     def _apply_view(self) -> None:
+        if self.index is None:  # the rows of the last session are shown; the filter applies once indexed
+            self._set_status("Indexing the fleet: the filter applies in a moment …")
+            return
         self.table.set_view(self._filtered())
         self.shown = self.table.row_count
         self._render_header()
@@ -818,14 +863,19 @@ class WsamApp(App[None]):
         self.push_screen(HelpScreen(self.binding_rows(), self.command_specs()))
 
     def binding_rows(self) -> list[tuple[str, str, str]]:
-        """(keys, action id, description) for every binding of the console and its table."""
+        """(keys as shown, action id, description) for every binding of the console and its table, with the
+        config file's rebindings applied."""
         keymap = dict(self._keymap) if getattr(self, "_keymap", None) else {}
+
+        def shown(keys: str) -> str:
+            return " ".join(KEY_NAMES.get(k.strip(), k.strip()) for k in keys.split(","))
+
         rows = []
         for a in ACTIONS:
-            rows.append((keymap.get(a.id, a.keys), a.id, a.help))
+            rows.append((shown(keymap.get(a.id, a.keys)), a.id, a.help))
         for b in ServerTable.BINDINGS:
             if isinstance(b, Binding):
-                rows.append((keymap.get(b.id or "", b.key), b.id or b.action, b.description))
+                rows.append((shown(keymap.get(b.id or "", b.key)), b.id or b.action, b.description))
         rows.append((self.COMMAND_PALETTE_BINDING, "command_palette", "Command palette: every action, searchable"))
         return rows
 
