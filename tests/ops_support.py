@@ -61,3 +61,32 @@ def scan_for(path: Path, *needles: str) -> list[str]:
 
 def journal_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def bulk_fleet(n: int, *, arc_share: float = 0.5, disconnected: int = 0) -> dict:
+    """The scenario fleet's tenant and subscriptions with ``n`` plain servers in subscription A (VMs and Arc)."""
+    from tests.fleetbuilder import arc, scenario_fleet, vm
+
+    fleet = scenario_fleet()
+    n_arc = int(n * arc_share)
+    resources = [vm(f"bulk-vm-{i:04d}") for i in range(n - n_arc)]
+    resources += [arc(f"bulk-arc-{i:04d}", status="Disconnected" if i < disconnected else "Connected")
+                  for i in range(n_arc)]
+    fleet["resources"] = resources
+    fleet["simulation"] = {}
+    return fleet
+
+
+def accepted_writes_by_path(running) -> dict[str, int]:
+    """Writes the simulator accepted (2xx), counted per path: a count above 1 is a duplicate submission."""
+    counts: dict[str, int] = {}
+    for e in writes(running):
+        if 200 <= e["status"] < 300:
+            counts[e["path"].lower()] = counts.get(e["path"].lower(), 0) + 1
+    return counts
+
+
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """Private state, config and cache dirs for a `wsam-tui` run."""
+    return {"WSAM_STATE_DIR": str(tmp_path / "state"), "WSAM_CONFIG_DIR": str(tmp_path / "config"),
+            "WSAM_CACHE_DIR": str(tmp_path / "cache")}

@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", choices=("json", "csv", "md"), default="csv", help="format (default csv)")
     e.add_argument("-f", "--file", metavar="PATH", help="write here instead of stdout")
     add_connection_options(e)
+    from .ops.headless import add_parsers
+
+    add_parsers(sub)  # run-command, extension, patch, tags, power, identity, jobs
     return p
 
 
@@ -81,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         from .commands import export_command
 
         return asyncio.run(export_command(args))
+    from .ops import headless
+
+    if headless.is_headless(args):
+        return headless.main(args)
     from .console import run_console
 
     return run_console(args)
