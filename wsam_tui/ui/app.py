@@ -31,6 +31,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Input, Label, Static
+from textual.worker import Worker, WorkerState
 
 from ..arm.transport import ArmHttpError, TransportEvent
 from ..commands import age_text
@@ -225,6 +226,7 @@ class WsamApp(App[None]):
         self.scope_subscriptions: list[dict] = []
         self.data_oldest: datetime | None = None
         self.total = 0
+        self.loading = False
         self._details_for: str | None = None
         self._details_timer = None
         themes, problems = load_themes(BUNDLED, user_themes or config_dir() / "themes")
@@ -323,8 +325,25 @@ class WsamApp(App[None]):
 
     # ---- loading ------------------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load_snapshot(self, then_refresh: bool = False, restore: bool = False) -> None:
+        self.loading = True
+        self._load_worker(then_refresh, restore)
+
+    @property
+    def busy(self) -> bool:
+        """A refresh or a load is running (tests wait for this to clear)."""
+        return self.refreshing or self.loading
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "load" and event.state is WorkerState.ERROR:
+            self.loading = False
+            error = event.worker.error
+            self._set_status(f"Cannot read the local cache: {type(error).__name__}: {error}", problem=True)
+            self.notify(clean_text(f"{type(error).__name__}: {error}"), title="Cannot read the local cache",
+                        severity="error", markup=False, timeout=15)
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def _load_worker(self, then_refresh: bool = False, restore: bool = False) -> None:
         """The store's snapshot, derived in this thread; at start, the rows saved by the last session are
         painted first (milliseconds), while the snapshot is derived behind them (seconds at 50k)."""
         directory = self.session.inventory.store.directory
@@ -372,6 +391,7 @@ class WsamApp(App[None]):
     def _apply_snapshot(self, snapshot: Snapshot, names: dict[str, str], index: FleetIndex, data: TableData,
                         then_refresh: bool) -> None:
         self.snapshot, self.subscription_names, self.index = snapshot, names, index
+        self.loading = False
         self.servers = snapshot.servers
         self.total = len(snapshot.servers)
         self.scope_subscriptions = list(snapshot.subscriptions)
