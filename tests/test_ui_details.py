@@ -1,0 +1,225 @@
+"""The details pane (wsam_tui/ui/details.py): a server at once from its table row, then in depth with its
+evidence and age; failures said in place; hostile text shown literally and never run; one snapshot."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from textual.app import App, ComposeResult
+from textual.content import Content
+from textual.widgets import Static
+
+from tests.fleetbuilder import SUB_A, TENANT, extension, vm
+from wsam_tui.depth import ServerView
+from wsam_tui.fleet.capabilities import CATALOG, build_server
+from wsam_tui.fleet.model import FleetContext, RawServer, Server, Source, SourceStatus, State, clean_text
+from wsam_tui.sim.hostile import HOSTILE_STRINGS, TEN_KB
+from wsam_tui.ui import glyphs
+from wsam_tui.ui.details import DetailsPane
+from wsam_tui.ui.themes import VARIABLE_DEFAULTS
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+CACHED_AT = NOW - timedelta(minutes=42)
+FRESH_AT = NOW - timedelta(seconds=3)
+AMA = "AzureMonitorWindowsAgent"
+DENIED = "backupStatus: no access (403 AuthorizationFailed), request id 5b1c-req"
+
+
+def web_raw(machine: dict | None = None) -> RawServer:
+    machine = copy.deepcopy(machine or vm("web-00", tags={"env": "prod", "owner": "ops"}))
+    machine["tenantId"] = TENANT
+    return RawServer(machine=machine, extensions=[
+        extension(machine, AMA, "Microsoft.Azure.Monitor", AMA, version="1.22"),
+        extension(machine, "MDE.Windows", "Microsoft.Azure.AzureDefenderForServers", "MDE.Windows", state="Failed"),
+    ])
+
+
+def context(fetched_at: datetime, *, failed: dict[Source, str] | None = None) -> FleetContext:
+    sources = {(SUB_A.lower(), s): SourceStatus(fetched_at=fetched_at) for s in Source if s is not Source.IN_GUEST}
+    for source, reason in (failed or {}).items():
+        sources[(SUB_A.lower(), source)] = SourceStatus(error=reason)
+    return FleetContext(now=NOW, sources=sources)
+
+
+def table_row(raw: RawServer | None = None) -> Server:
+    """What the table holds: states and summaries, no evidence."""
+    return build_server(raw or web_raw(), context(CACHED_AT), evidence=False)
+
+
+def fresh(raw: RawServer | None = None) -> ServerView:
+    """As ARM answered, the backup read refused; the cache's backup status stands for it."""
+    server = build_server(raw or web_raw(), context(FRESH_AT, failed={Source.BACKUP: "no access (403 AuthorizationFailed)"}))
+    return ServerView(server=server, source="arm", as_of=FRESH_AT, errors={Source.BACKUP: DENIED})
+
+
+def cached(raw: RawServer | None = None) -> ServerView:
+    return ServerView(server=build_server(raw or web_raw(), context(CACHED_AT)), source="cache", as_of=CACHED_AT,
+                      errors={})
+
+
+class PaneApp(App):
+    def __init__(self, setup=None) -> None:
+        super().__init__()
+        self.setup = setup
+        self.pwned = False
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(VARIABLE_DEFAULTS)
+
+    def compose(self) -> ComposeResult:
+        yield DetailsPane(id="details")
+
+    def on_mount(self) -> None:
+        if self.setup is not None:
+            self.setup(self.query_one(DetailsPane))
+        self.query_one(DetailsPane).focus()
+
+    def action_pwn(self) -> None:
+        self.pwned = True
+
+
+def screen_text(app: App) -> str:
+    """Every line the pane shows on screen now (wrapped as the terminal shows it)."""
+    body = app.query_one("#details-body", Static)
+    lines = body.render_lines(body.region.reset_offset)
+    return "\n".join("".join(segment.text for segment in line).rstrip() for line in lines)
+
+
+@pytest.mark.asyncio
+async def test_row_at_once_then_the_view_with_evidence_and_age():
+    app = PaneApp()
+    async with app.run_test(size=(110, 200)) as pilot:
+        pane = app.query_one(DetailsPane)
+        assert "No server selected" in pane.text
+        pane.show_row(table_row())
+        await pilot.pause()
+        shown = screen_text(app)
+        assert "web-00" in shown and "loading …" in shown
+        assert "Resource group  rg-web" in shown and f"Tenant          {TENANT}" in shown
+        assert "Windows Server 2022 Datacenter Azure Edition 10.0.20348.2340" in shown
+        assert "evidence not loaded" in shown and "· extensions" not in shown
+        assert f"{glyphs.UNICODE[State.PARTIAL]} partial" in shown  # the failed MDE extension
+
+        pane.show_view(fresh(), now=NOW)
+        await pilot.pause()
+        shown = screen_text(app)
+        assert "loading" not in shown
+        assert "as of 11:59:57 UTC — fresh from ARM" in shown
+        assert f"backup: {DENIED}" in shown
+        assert f"Microsoft.Azure.Monitor.{AMA} 1.22  Succeeded" in shown
+        assert "Microsoft.Azure.AzureDefenderForServers.MDE.Windows 1.0  Failed" in shown
+        # Every capability, in catalog order under its group, the state a glyph and a word.
+        positions = [shown.index(f"  {c.label} — ") for c in CATALOG]
+        assert positions == sorted(positions)
+        for group in ("Govern", "Protect", "Configure", "Monitor", "Extend"):
+            assert f"\n {group}\n" in shown
+        assert "  ? unknown        Azure Backup — unknown: backup: no access (403 AuthorizationFailed)" in shown
+        assert "    why unknown backup: no access (403 AuthorizationFailed)" in shown
+        assert "  ● on             Run Command — VM running" in shown
+        assert "    flags extension-failed" in shown
+        # Evidence: source, field, value, age, and the document (relative to the machine when it is its own).
+        text = pane.text
+        assert ("    · extensions properties.provisioningState = Microsoft.Azure.Monitor/AzureMonitorWindowsAgent "
+                "Succeeded  3 s ago\n      this machine/extensions/AzureMonitorWindowsAgent") in text
+        assert "    · machines tags.costCenter = absent  3 s ago\n      this machine\n" in text
+        assert "(no document: the absence is the evidence)" in text
+
+        pane.show_view(cached(), now=NOW)
+        await pilot.pause()
+        shown = screen_text(app)
+        assert "as of 11:18:00 UTC — from the cache, 42 min old" in shown
+        assert "42 min ago" in shown and "3 s ago" not in shown and "Could not read" not in shown
+
+
+@pytest.mark.asyncio
+async def test_an_error_keeps_what_is_shown_and_clear_empties_the_pane():
+    app = PaneApp()
+    async with app.run_test(size=(100, 120)) as pilot:
+        pane = app.query_one(DetailsPane)
+        pane.show_view(cached(), now=NOW)
+        pane.show_error(pane.server, "ARM unreachable: showing the cache")
+        await pilot.pause()
+        shown = screen_text(app)
+        assert shown.startswith("! ARM unreachable: showing the cache")
+        assert "from the cache, 42 min old" in shown and "· extensions" in shown
+        # An error about a server not shown yet shows its record with the error.
+        other = table_row(web_raw(vm("web-01")))
+        pane.show_error(other, "ARM: HTTP 404 ResourceNotFound: cannot read web-01")
+        await pilot.pause()
+        shown = screen_text(app)
+        assert "web-01" in shown and "404 ResourceNotFound" in shown and "web-00" not in shown
+        pane.clear("No server highlighted")
+        await pilot.pause()
+        assert screen_text(app).strip() == "No server highlighted"
+
+
+@pytest.mark.asyncio
+async def test_the_pane_scrolls_with_keys():
+    app = PaneApp(lambda pane: pane.show_view(fresh(), now=NOW))
+    async with app.run_test(size=(90, 20)) as pilot:
+        pane = app.query_one(DetailsPane)
+        await pilot.pause()
+        assert pane.has_focus and pane.max_scroll_y > 0
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert pane.scroll_y > 0
+        await pilot.press("G")
+        await pilot.pause()
+        assert pane.scroll_y == pane.max_scroll_y
+        await pilot.press("g")
+        await pilot.pause()
+        assert pane.scroll_y == 0
+        await pilot.press("j", "j")
+        await pilot.pause()
+        assert pane.scroll_y == 2
+
+
+def hostile_raw() -> RawServer:
+    machine = vm("web-00", tags={f"k{i}-{s}": s for i, s in enumerate(HOSTILE_STRINGS)})
+    machine["name"] = "[@click=app.pwn]name[/]"
+    machine["properties"]["instanceView"]["osName"] = HOSTILE_STRINGS[0]
+    raw = web_raw(machine)
+    raw.extensions[0]["properties"]["instanceView"]["statuses"][0]["message"] = "[@click=app.quit]ext[/] \x1b]0;pwned\x07"
+    return raw
+
+
+@pytest.mark.asyncio
+async def test_hostile_text_is_shown_literally_and_never_runs():
+    view = fresh(hostile_raw())
+    # A record built elsewhere may carry a whole 10 kB tag (build_server keeps 256 characters): the pane folds it.
+    server = replace(view.server, tags={**view.server.tags, "huge": TEN_KB})
+    view = replace(view, server=server)
+    app = PaneApp(lambda pane: pane.show_view(view, now=NOW))
+    async with app.run_test(size=(120, 400)) as pilot:
+        pane = app.query_one(DetailsPane)
+        await pilot.pause()
+        body = app.query_one("#details-body", Static)
+        assert isinstance(body.content, Content)
+        text = pane.text
+        for s in HOSTILE_STRINGS:
+            expected = clean_text(s, limit=256)
+            assert expected[:200] in text, repr(s)
+        assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+        assert "[@click=app.pwn]name[/]" in screen_text(app).splitlines()[0]
+        assert f"huge = {TEN_KB[:300]}… (10,240 characters)" in text
+        assert TEN_KB[:301] not in text
+        # The layout holds: the two long tags (256 characters from build_server, 300 folded here) take a few
+        # wrapped lines, not a hundred.
+        assert sum(1 for line in screen_text(app).splitlines() if "hostile-tag-value" in line) <= 8
+        # A click on the name and on the extension message runs nothing.
+        await pilot.click(DetailsPane, offset=(4, 0))
+        ext_line = next(i for i, line in enumerate(screen_text(app).splitlines()) if "[@click=app.quit]ext[/]" in line)
+        await pilot.click(DetailsPane, offset=(14, ext_line))
+        await pilot.pause()
+        assert not app.pwned and app.is_running
+
+
+def _snapshot_app() -> PaneApp:
+    return PaneApp(lambda pane: pane.show_view(fresh(), now=NOW))
+
+
+def test_snapshot_fresh_view_with_a_failed_source(snap_compare):
+    assert snap_compare(_snapshot_app(), terminal_size=(100, 60))
