@@ -11,8 +11,6 @@ from tests.ops_support import SECRET, connection, make_engine, scan_for, servers
 from wsam_tui.ops.engine import group_outputs
 from wsam_tui.ops.plan import plan, secrets_for
 
-pytestmark = pytest.mark.asyncio
-
 
 @pytest.fixture
 async def ops(scenario_sim, tmp_path):

@@ -1,0 +1,201 @@
+"""Every action end to end against the simulator, on both kinds where it applies; read-only refuses each at the gate."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.fleetbuilder import arc_id, vm_id
+from tests.ops_support import connection, make_engine, servers_of, writes
+from wsam_tui.ops.catalog import ACTIONS
+from wsam_tui.ops.engine import group_outputs
+from wsam_tui.ops.gate import ReadOnlyError
+from wsam_tui.ops.plan import plan
+
+
+@pytest.fixture
+async def ops(scenario_sim, tmp_path):
+    conn = await connection(scenario_sim)
+    yield conn, await servers_of(conn, tmp_path), make_engine(conn, tmp_path)
+    await conn.close()
+
+
+def doc(running, rid: str) -> dict | None:
+    return running.call(lambda: running.state.get(rid))
+
+
+async def run(engine, servers, names, action_id, params=None):
+    p = plan(action_id, params or {}, [servers[n] for n in names])
+    job = await engine.run(p)
+    return p, {t.target.name: t for t in job.targets.values()}, job
+
+
+async def test_extension_upgrade_then_remove_on_both_kinds(ops, scenario_sim):
+    _, servers, engine = ops
+    p, done, _ = await run(engine, servers, ["web-00", "fs-00", "fs-01"], "extension.upgrade",
+                           {"extension": "ama", "version": "1.30"})
+    assert [(s.target.name, s.reason) for s in p.skipped] == [("fs-01", "not installed")]
+    assert {n: t.state for n, t in done.items()} == {"web-00": "succeeded", "fs-00": "succeeded"}
+    calls = {t.target.name: (t.call.method, t.call.path.rsplit("/", 1)[-1]) for t in p.targets}
+    assert calls == {"web-00": ("PATCH", "AzureMonitorWindowsAgent"), "fs-00": ("POST", "upgradeExtensions")}
+    for rid in (vm_id("web-00"), arc_id("fs-00")):
+        assert doc(scenario_sim, f"{rid}/extensions/AzureMonitorWindowsAgent")["properties"]["typeHandlerVersion"] == "1.30"
+
+    p, done, _ = await run(engine, servers, ["web-00", "fs-00", "web-01"], "extension.remove", {"extension": "ama"})
+    assert [(s.target.name, s.reason) for s in p.skipped] == [("web-01", "not installed")]
+    assert {t.state for t in done.values()} == {"succeeded"} and len(done) == 2
+    assert doc(scenario_sim, f"{vm_id('web-00')}/extensions/AzureMonitorWindowsAgent") is None
+    assert doc(scenario_sim, f"{arc_id('fs-00')}/extensions/AzureMonitorWindowsAgent") is None
+
+
+async def test_patch_assess_and_install_on_both_kinds(ops):
+    _, servers, engine = ops
+    p, done, _ = await run(engine, servers, ["web-01", "fs-01", "fs-disconnected"], "patch.assess")
+    assert [s.target.name for s in p.skipped] == ["fs-disconnected"]
+    assert done["web-01"].state == done["fs-01"].state == "succeeded"
+    assert {x["kbId"] for x in done["web-01"].result["availablePatches"]} == {"5044281", "5044033", "890830"}
+    assert done["fs-01"].result["availablePatchCountByClassification"]["security"] == 1
+    p, done, _ = await run(engine, servers, ["web-01", "fs-01"], "patch.install",
+                           {"classifications": ["Security", "Critical"], "kb_exclude": ["KB5044033"], "reboot": "Never",
+                            "max_duration": "PT1H"})
+    body = p.targets[0].call.body
+    assert body == {"maximumDuration": "PT1H", "rebootSetting": "Never", "windowsParameters": {
+        "classificationsToInclude": ["Security", "Critical"], "kbNumbersToExclude": ["5044033"]}}
+    assert done["web-01"].result["installedPatchCount"] == 1 and done["web-01"].result["excludedPatchCount"] == 1
+    assert done["fs-01"].result["installedPatchCount"] == 1
+    assert "--kb-numbers-to-exclude 5044033" in p.targets[0].az
+
+
+async def test_tags_add_change_remove_on_both_kinds(ops, scenario_sim, tmp_path):
+    conn, servers, engine = ops
+    _, done, _ = await run(engine, servers, ["web-00", "fs-00"], "tags.add", {"tags": ["owner=ops team"]})
+    assert {t.state for t in done.values()} == {"succeeded"}
+    assert doc(scenario_sim, vm_id("web-00"))["tags"] == {"env": "prod", "owner": "ops team"}
+    assert doc(scenario_sim, arc_id("fs-00"))["tags"] == {"owner": "ops team"}
+    await run(engine, servers, ["web-00", "fs-00"], "tags.change", {"tags": {"env": "test"}})
+    assert doc(scenario_sim, vm_id("web-00"))["tags"]["env"] == "test"
+    servers = await servers_of(conn, tmp_path, "again")  # plans read the inventory: refresh it, as the console does
+    p, done, _ = await run(engine, servers, ["web-00", "fs-00", "fs-01"], "tags.remove", {"tags": ["owner"]})
+    assert [(s.target.name, s.reason) for s in p.skipped] == [("fs-01", "has none of these tags")]
+    assert "owner" not in doc(scenario_sim, vm_id("web-00"))["tags"]
+    assert doc(scenario_sim, arc_id("fs-00"))["tags"] == {"env": "test"}
+    assert p.targets[0].az.startswith("az tag update --resource-id")
+
+
+async def test_identity_enable_on_vms_only(ops, scenario_sim):
+    _, servers, engine = ops
+    p, done, job = await run(engine, servers, ["web-00", "fs-00"], "identity.enable")
+    assert [(s.target.name, s.reason) for s in p.skipped] == [("fs-00", "not applicable to Arc servers")]
+    assert done["web-00"].state == "succeeded"
+    assert doc(scenario_sim, vm_id("web-00"))["identity"]["type"] == "SystemAssigned"
+    assert engine.resource(job.id, vm_id("web-00"))["identity"]["principalId"]
+
+
+async def test_power_restart_and_deallocate(ops, scenario_sim):
+    _, servers, engine = ops
+    _, done, _ = await run(engine, servers, ["web-04"], "power.restart")
+    assert done["web-04"].state == "succeeded"
+    _, done, _ = await run(engine, servers, ["web-05"], "power.deallocate")
+    statuses = doc(scenario_sim, vm_id("web-05"))["properties"]["instanceView"]["statuses"]
+    assert any(s["code"] == "PowerState/deallocated" for s in statuses)
+
+
+async def test_a_failing_script_and_a_machine_that_disconnects_after_planning(ops, scenario_sim):
+    _, servers, engine = ops
+    script = "Write-Error 'disk C: is full'\nexit 3"
+    p = plan("run-command", {"script": script}, [servers["web-00"], servers["fs-02"]])
+
+    def disconnect():
+        scenario_sim.state.get(arc_id("fs-02"))["properties"]["status"] = "Disconnected"
+
+    scenario_sim.call(disconnect)
+    job = await engine.run(p)
+    done = {t.target.name: t for t in job.targets.values()}
+    assert done["web-00"].state == "failed" and done["web-00"].code == "ExecutionFailed"
+    assert done["web-00"].message.startswith("exit code 3") and "disk C: is full" in done["web-00"].message
+    assert done["web-00"].output["exitCode"] == 3
+    assert done["fs-02"].state == "failed" and done["fs-02"].code == "MachineNotConnected"
+    assert "Disconnected" in done["fs-02"].message
+
+
+async def test_outputs_are_grouped_and_the_4096_byte_cut_is_flagged(ops):
+    _, servers, engine = ops
+    names = [f"web-0{i}" for i in range(6)]
+    script = "if ((hostname) -like '*-0[0-3]') { 'Running' } else { 'Stopped' }"
+    _, _, job = await run(engine, servers, names, "run-command", {"script": script})
+    groups = [(g.count, g.stdout.strip(), g.targets) for g in group_outputs(job)]
+    assert groups == [(4, "Running", ("web-00", "web-01", "web-02", "web-03")), (2, "Stopped", ("web-04", "web-05"))]
+    _, done, job = await run(engine, servers, ["fs-00"], "run-command",
+                             {"script": "1..600 | ForEach-Object { \"line $_ of a long answer\" }"})
+    (group,) = group_outputs(job)
+    assert group.truncated and done["fs-00"].output["truncated"]
+
+
+async def test_cancel_stops_dispatch_but_tracks_what_was_sent_and_retry_sends_the_rest(scenario_sim, tmp_path):
+    conn = await connection(scenario_sim)
+    try:
+        servers = await servers_of(conn, tmp_path)
+        seen: list[str] = []
+        engine = make_engine(conn, tmp_path, write_budget=(3, 4.0), on_event=lambda e: seen.append(e.state))
+        targets = [s for s in servers.values() if s.subscription_id.endswith("a") and s.state.lower() in ("running", "connected")]
+        p = plan("tags.add", {"tags": ["batch=1"]}, targets)
+        assert len(p.targets) >= 8
+        task = asyncio.create_task(engine.run(p))
+        while engine.live(p.id) is None or sum(t.done for t in engine.live(p.id).targets.values()) < 3:
+            await asyncio.sleep(0.01)
+        assert engine.cancel(p.id)
+        job = await task
+        states = [t.state for t in job.targets.values()]
+        sent = len(writes(scenario_sim))
+        assert "waiting-for-throttle" in seen
+        assert states.count("succeeded") == sent >= 3 and states.count("cancelled") == len(states) - sent > 0
+        job = await engine.retry_failed(p.id)
+        assert {t.state for t in job.targets.values()} == {"succeeded"}
+        assert len(writes(scenario_sim)) == len(p.targets), "retry sent only what was cancelled"
+    finally:
+        await conn.close()
+
+
+SAMPLES = {
+    "extension.install": ("web-01", {"extension": "ama"}),
+    "extension.remove": ("web-00", {"extension": "ama"}),
+    "extension.upgrade": ("web-00", {"extension": "ama", "version": "1.30"}),
+    "run-command": ("web-01", {"script": "hostname"}),
+    "patch.assess": ("web-01", {}),
+    "patch.install": ("web-01", {}),
+    "power.start": ("web-stopped", {}),
+    "power.stop": ("web-01", {}),
+    "power.restart": ("web-01", {}),
+    "power.deallocate": ("web-01", {}),
+    "tags.add": ("web-01", {"tags": ["owner=x"]}),
+    "tags.change": ("web-01", {"tags": ["env=test"]}),
+    "tags.remove": ("web-01", {"tags": ["env"]}),
+    "identity.enable": ("web-01", {}),
+}
+
+
+def test_every_action_has_a_read_only_sample():
+    assert set(SAMPLES) == set(ACTIONS)
+
+
+@pytest.mark.parametrize("action_id", sorted(SAMPLES))
+async def test_read_only_refuses_the_action_at_the_gate(action_id, scenario_sim, tmp_path):
+    conn = await connection(scenario_sim)
+    try:
+        servers = await servers_of(conn, tmp_path)
+        name, params = SAMPLES[action_id]
+        assert plan(action_id, params, [servers[name]], readonly=True).targets == ()  # not offered
+        p = plan(action_id, params, [servers[name]])
+        assert len(p.targets) == 1, p.skipped
+        engine = make_engine(conn, tmp_path, readonly=True)
+        with pytest.raises(ReadOnlyError):
+            await engine.run(p)  # refused even when called directly
+        call = p.targets[0].call
+        with pytest.raises(ReadOnlyError):
+            await engine.gate.send(call.method, call.path, api_version=call.api_version, body=call.body)
+        assert engine.gate.refused == 2
+        assert writes(scenario_sim) == []
+        assert not (tmp_path / "state" / "jobs").exists() or not any((tmp_path / "state" / "jobs").iterdir())
+    finally:
+        await conn.close()
