@@ -13,10 +13,12 @@ from textual.content import Content
 from textual.widgets import Static
 
 from tests.fleetbuilder import SUB_A, TENANT, extension, vm
-from wsam_tui.depth import ServerView
+from wsam_tui.depth import ServerView, cached_view, fresh_view
 from wsam_tui.fleet.capabilities import CATALOG, build_server
 from wsam_tui.fleet.model import FleetContext, RawServer, Server, Source, SourceStatus, State, clean_text
-from wsam_tui.sim.hostile import HOSTILE_STRINGS, TEN_KB
+from wsam_tui.inventory import ConnectOptions, Inventory, connect
+from wsam_tui.sim.hostile import HOSTILE_STRINGS, TEN_KB, hostile_fleet
+from wsam_tui.store.cache import Store
 from wsam_tui.ui import glyphs
 from wsam_tui.ui.details import DetailsPane
 from wsam_tui.ui.themes import VARIABLE_DEFAULTS
@@ -94,10 +96,11 @@ async def test_row_at_once_then_the_view_with_evidence_and_age():
     async with app.run_test(size=(110, 200)) as pilot:
         pane = app.query_one(DetailsPane)
         assert "No server selected" in pane.text
-        pane.show_row(table_row())
+        pane.show_row(table_row(), now=NOW)
         await pilot.pause()
         shown = screen_text(app)
         assert "web-00" in shown and "loading …" in shown
+        assert "from the table, fetched 42 min ago; evidence not loaded" in shown
         assert "Resource group  rg-web" in shown and f"Tenant          {TENANT}" in shown
         assert "Windows Server 2022 Datacenter Azure Edition 10.0.20348.2340" in shown
         assert "evidence not loaded" in shown and "· extensions" not in shown
@@ -215,6 +218,37 @@ async def test_hostile_text_is_shown_literally_and_never_runs():
         await pilot.click(DetailsPane, offset=(14, ext_line))
         await pilot.pause()
         assert not app.pwned and app.is_running
+
+
+@pytest.mark.asyncio
+async def test_every_server_of_the_hostile_fleet_from_the_cache_and_from_arm(make_sim, tmp_path):
+    """The simulator's hostile fleet (every hostile string wherever ARM takes free text) end to end:
+    refresh, cached and fresh views, the pane. Nothing crashes, nothing unclean reaches the screen."""
+    running = make_sim(hostile_fleet(), throttle=False, graph_quota=False)
+    conn = await connect(ConnectOptions(endpoint=running.base_url, ca_bundle=str(running.ca_path)))
+    inventory = Inventory(Store(tmp_path / "store"))
+    try:
+        await inventory.refresh(conn)
+        servers = inventory.load().servers
+        views = [(cached_view(inventory, s.id, now=NOW), await fresh_view(inventory, conn.transport, s.id, now=NOW))
+                 for s in servers]
+    finally:
+        await conn.close()
+    assert len(views) == 8 and all(c is not None and f.source == "arm" for c, f in views)
+    app = PaneApp()
+    async with app.run_test(size=(100, 60)) as pilot:
+        pane = app.query_one(DetailsPane)
+        for server, (cached_, fresh_) in zip(servers, views, strict=True):
+            for view in (cached_, fresh_):
+                pane.show_row(server, now=NOW)
+                pane.show_view(view, now=NOW)
+                await pilot.pause()
+                text = pane.text + screen_text(app)
+                assert not any(c in text for c in "\x1b\x07\x9b\u202e\u2067"), server.name
+        tagged = next(v for v, _ in views if "h00" in v.server.tags)
+        pane.show_view(tagged, now=NOW)
+        await pilot.pause()
+        assert f"h00 = {HOSTILE_STRINGS[0]}" in pane.text and not app.pwned
 
 
 def _snapshot_app() -> PaneApp:

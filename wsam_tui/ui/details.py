@@ -1,6 +1,6 @@
 """The details pane: one server, every property, tag and extension, and every capability with its evidence.
 
-    pane.show_row(server)            # at once, from the table's record: properties and states, "loading …"
+    pane.show_row(server, now=now)   # at once, from the table's record: properties and states, "loading …"
     pane.show_view(view, now=now)    # the ServerView from wsam_tui/depth.py: evidence, age, failed sources
     pane.show_error(server, text)    # keep what is shown, say what failed ("ARM unreachable: showing the cache")
     pane.clear("No server highlighted")
@@ -103,11 +103,11 @@ class DetailsPane(VerticalScroll, can_focus=True):
 
     # ---- what to show -----------------------------------------------------------------------------
 
-    def show_row(self, server: Server, *, loading: bool = True) -> None:
+    def show_row(self, server: Server, *, loading: bool = True, now: datetime | None = None) -> None:
         """What the table's record knows, at once; with ``loading`` a visible "loading …" line."""
         if self.server is None or server.id != self.server.id:
             self.scroll_home(animate=False)
-        self.server, self.view, self.loading_line, self.problem = server, None, loading, None
+        self.server, self.view, self.loading_line, self.problem, self.now = server, None, loading, None, now
         self._update()
 
     def show_view(self, view: ServerView, *, now: datetime | None = None) -> None:
