@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import pickle
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import Future
@@ -19,6 +23,7 @@ from typing import Any, TypeVar
 from .arm.auth import CredentialError, EndpointError
 from .arm.graph import Progress
 from .arm.transport import ArmConnectionError, ArmHttpError, TransportEvent
+from .fleet.model import clean_text
 from .inventory import Connection, ConnectOptions, Inventory, RefreshReport, Snapshot, connect
 
 T = TypeVar("T")
@@ -65,6 +70,7 @@ class FleetSession:
         self._conn: Connection | None = None
         self._loop: _ServiceLoop | None = None
         self.closers: list[Callable[[], None]] = []  # e.g. stopping an embedded simulator
+        self.derive_in_child = True
 
     @property
     def offline(self) -> bool:
@@ -77,8 +83,34 @@ class FleetSession:
     # ---- the store ----------------------------------------------------------------------------
 
     def load(self) -> Snapshot:
-        """The last known state from the store (blocking: call it from a thread worker)."""
-        return self.inventory.load(self.info.subscriptions)
+        """The last known state from the store (blocking: call it from a thread worker).
+
+        Derived in a short-lived child process: deriving reads every raw document of the store (at 50,000
+        servers, gigabytes of small objects passing through), and in this process that would leave the
+        heap fragmented at several times the size of what is kept; the child hands back only the compact
+        table records (a pickle), and its memory goes when it exits. It also keeps the CPU-bound
+        derivation off the interpreter that draws the UI. If the child cannot run, the load happens here."""
+        inv = self.inventory
+        if not self.derive_in_child:
+            return inv.load(self.info.subscriptions)
+        request = json.dumps({"store": str(inv.store.directory), "subscriptions": list(self.info.subscriptions),
+                              "required_tags": list(inv.required_tags), "stale_after_days": inv.stale_after_days})
+        try:
+            child = subprocess.run([sys.executable, "-m", "wsam_tui.derive", request], capture_output=True,
+                                   check=False, timeout=1800)
+            if child.returncode != 0:
+                raise OSError(clean_text(child.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or
+                                         f"exit code {child.returncode}"))
+            snapshot = pickle.loads(child.stdout)
+            if not isinstance(snapshot, Snapshot):
+                raise OSError("unexpected answer")
+            return snapshot
+        except (OSError, subprocess.SubprocessError, pickle.UnpicklingError, EOFError) as e:
+            self.derive_in_child = False
+            snapshot = inv.load(self.info.subscriptions)
+            snapshot.notices.append(f"Deriving the fleet in a helper process failed ({e}); derived in the "
+                                    "console's process instead (uses more memory)")
+            return snapshot
 
     # ---- ARM ----------------------------------------------------------------------------------
 
