@@ -200,3 +200,17 @@ def test_history_is_bounded():
     for i in range(5):
         line.remember(f"kql resources | take {i}")
     assert line.history == [f"kql resources | take {i}" for i in (2, 3, 4)]
+
+
+async def test_a_line_opened_with_text_shows_its_completion():
+    class Opened(Host):
+        def compose(self) -> ComposeResult:
+            yield CommandLine(self.commands, value=":th", id="cmd")
+
+    app = Opened()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        line = app.query_one(CommandLine)
+        assert shown_text(line).startswith(":theme"), "Input's focus handler must not wipe the hint"
+        await pilot.press("tab")
+        assert line.value == ":theme ", "a typed colon is kept, and ignored by the parser"

@@ -67,11 +67,12 @@ class GraphQueryError(KqlError):
 def _type_from_id(resource_id: str) -> str:
     """ARM's resource type, lower-case, from an id: the namespace after the last ``providers`` and every
     other segment after it (``…/virtualMachines/vm1/extensions/x`` → ``microsoft.compute/virtualmachines/extensions``)."""
-    parts = resource_id.strip("/").split("/")
-    at = max((i for i, p in enumerate(parts) if p.lower() == "providers"), default=-1)
-    if at < 0 or at + 1 >= len(parts):
+    low = resource_id.lower()
+    at = low.rfind("/providers/")
+    if at < 0:
         return ""
-    return "/".join([parts[at + 1], *parts[at + 2 :: 2]]).lower()
+    parts = low[at + len("/providers/") :].strip("/").split("/")
+    return "/".join([parts[0], *parts[1::2]])
 
 
 def _resource(resource_id: Any, tenant: str, properties: dict, **columns: Any) -> dict:

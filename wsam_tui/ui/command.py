@@ -45,17 +45,12 @@ class CommandError(ValueError):
 
 
 def _split(text: str) -> tuple[int, str, str]:
-    """(offset of the name, the name, the rest after the name's whitespace) of a command line."""
-    start = len(text) - len(text.lstrip())
-    if text[start : start + 1] == ":":  # a typed or pasted leading colon is not part of the name
-        start += 1
-        start += len(text[start:]) - len(text[start:].lstrip())
-    body = text[start:]
-    name, _, rest = body.partition(" ")
-    if "\t" in name:
-        name, _, more = name.partition("\t")
-        rest = more + (" " + rest if rest else "")
-    return start, name, rest
+    """(offset of the name, the name, the rest: empty, or starting with the whitespace after the name)."""
+    body = text.lstrip()
+    if body.startswith(":"):  # a typed or pasted leading colon is not part of the name
+        body = body[1:].lstrip()
+    name = body.split(maxsplit=1)[0] if body.strip() else ""
+    return len(text) - len(body), name, body[len(name) :]
 
 
 def match_commands(prefix: str, commands: Sequence[CommandSpec]) -> list[CommandSpec]:
@@ -132,10 +127,7 @@ class CommandLine(Input):
 
     def __init__(self, commands: Sequence[CommandSpec], *, history: Sequence[str] = (),
                  max_history: int = MAX_HISTORY, placeholder: str | None = None, **kwargs) -> None:
-        if placeholder is None:
-            placeholder = "command (tab completes): " + " · ".join(c.name for c in commands)
-        kwargs.setdefault("select_on_focus", False)
-        super().__init__(placeholder=placeholder, **kwargs)
+        # State first: Input's __init__ sets an initial ``value=``, which runs watch_value.
         self.commands = list(commands)
         self.max_history = max_history
         self.history: list[str] = [clean_text(h) for h in history if h.strip()][-max_history:]
@@ -144,8 +136,16 @@ class CommandLine(Input):
         self._cycle: _Cycle | None = None
         self._completion = ""  # the full value that "right" accepts ("" = none)
         self.error: CommandError | None = None
+        if placeholder is None:
+            placeholder = "command (tab completes): " + " · ".join(c.name for c in commands)
+        kwargs.setdefault("select_on_focus", False)
+        super().__init__(placeholder=placeholder, **kwargs)
 
     # ---- what is drawn after the cursor -----------------------------------------------------------
+
+    def on_focus(self) -> None:
+        # Input's own focus handler runs after this one and clears the suggestion: draw it again after.
+        self.call_after_refresh(self._show_hint)
 
     def watch_value(self, value: str) -> None:
         # Runs after Input's own watcher, which clears the suggestion on every change.
@@ -190,7 +190,7 @@ class CommandLine(Input):
         command name) for the current value: before the first space the name, after it the argument."""
         value = self.value
         start, name, rest = _split(value)
-        if value[start + len(name) : start + len(name) + 1] not in (" ", "\t"):
+        if not rest:
             return value[:start], name, [c.name for c in match_commands(name, self.commands)], True
         found = match_commands(name, self.commands)
         if len(found) != 1 or found[0].complete is None:
