@@ -231,6 +231,8 @@ class Engine:
                 writer.append({"t": "finished", "counts": record.counts()}, sync=True)
                 self.audit.write("job-finished", {"job": record.id, "action": record.action, "counts": record.counts()})
         finally:
+            with contextlib.suppress(OSError):
+                await writer.durable()
             writer.close()
         return record
 
@@ -254,7 +256,7 @@ class Engine:
         t.output, t.result = output, scrub(result) if result is not None else None
         live.writer.append({"t": "done", "target": t.target.id, "state": t.state, "code": t.code, "message": t.message,
                             "output": output, "result": t.result, "retries": t.retries, "requestId": t.request_id,
-                            "correlationId": t.correlation_id}, sync=True)
+                            "correlationId": t.correlation_id})
         if resource is not None:
             live.resources[t.target.id.lower()] = resource
         self.audit.write("target", {
@@ -343,7 +345,8 @@ class Engine:
                     return
                 t.attempt += 1
                 live.writer.append({"t": "intent", "target": t.target.id, "attempt": t.attempt, "method": public.method,
-                                    "path": public.path}, sync=True)
+                                    "path": public.path})
+                await live.writer.durable()  # on disk before the request leaves
                 t.in_doubt = True
                 self._set(live, t, TargetState.RUNNING)
                 try:
@@ -360,10 +363,14 @@ class Engine:
                     self._finish(live, t, TargetState.FAILED, code=e.code, message=e.message)
                     return
                 except ArmHttpError as e:
-                    t.in_doubt = False
                     t.request_id, t.correlation_id = e.request_id, e.correlation_id
-                    transient = e.status in (429, 500, 502, 503, 504) and act.idempotent
-                    if transient and attempt < self.max_attempts:
+                    transient = e.status in (429, 500, 502, 503, 504)
+                    if transient and not act.idempotent:
+                        await self._recover(live, t)  # a 5xx may still have done it: ask before sending again
+                        if t.done or t.poll is not None:
+                            return
+                    t.in_doubt = False
+                    if transient and (act.idempotent or call.track == "resource") and attempt < self.max_attempts:
                         t.retries += 1
                         await self.sleep(min(2.0 ** attempt, self.poll_cap_s))
                         continue
@@ -384,7 +391,7 @@ class Engine:
     def _accept(self, live: _Live, t: TargetRecord, poll: dict) -> None:
         t.in_doubt = False
         live.writer.append({"t": "accepted", "target": t.target.id, "poll": poll, "requestId": t.request_id,
-                            "correlationId": t.correlation_id}, sync=True)
+                            "correlationId": t.correlation_id})
 
     def _accepted(self, live: _Live, t: TargetRecord, call: Call, resp: httpx.Response) -> None:
         t.request_id = resp.headers.get("x-ms-request-id", "")

@@ -18,6 +18,7 @@ keys at any depth all the same. Directory 0700, files 0600.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import json
@@ -133,6 +134,8 @@ class JobWriter:
 
     def __init__(self, path: Path, *, create: bool) -> None:
         self.path = path
+        self._written = self._synced = 0
+        self._sync_lock = asyncio.Lock()
         flags = os.O_WRONLY | os.O_APPEND | (os.O_CREAT | os.O_EXCL if create else 0)
         self.fd = os.open(path, flags, 0o600)
         try:
@@ -142,10 +145,25 @@ class JobWriter:
             raise JobBusyError(f"job {path.stem} is being run by another process") from None
 
     def append(self, record: dict[str, Any], *, sync: bool = False) -> None:
+        """Append one record. A written line survives the process being killed (it is in the kernel);
+        ``sync`` (or ``durable``) also makes it survive the machine going down."""
         line = json.dumps(scrub({"at": now_iso(), **record}), ensure_ascii=False, separators=(",", ":")) + "\n"
         os.write(self.fd, line.encode("utf-8"))
+        self._written += 1
         if sync:
             os.fsync(self.fd)
+            self._synced = self._written
+
+    async def durable(self) -> None:
+        """fsync everything appended so far, off the event loop; callers waiting together share one fsync
+        (group commit: 500 intents cost a few fsyncs, not 500)."""
+        wanted = self._written
+        async with self._sync_lock:
+            if self._synced >= wanted:
+                return
+            upto = self._written
+            await asyncio.to_thread(os.fsync, self.fd)
+            self._synced = max(self._synced, upto)
 
     def close(self) -> None:
         if self.fd >= 0:
