@@ -78,7 +78,7 @@ class _Indexed:
     """One subscription's cached rows, indexed by the machine they name, and what they say of age and failure."""
 
     signature: tuple
-    by_machine: Mapping[str, bytes]  # lower-case machine id -> its rows per source, packed (``_pack``)
+    by_machine: Mapping[str, bytes]  # lower-case machine id -> its rows per source, packed (``_unpack``)
     common: Mapping[Source, list[dict]]  # rows naming no machine (subscription pricings) and the fleet-wide rows
     statuses: Mapping[tuple[str, Source], SourceStatus]
     tenants: Mapping[str, str]  # lower-case subscription id -> tenant id
@@ -95,24 +95,31 @@ class _Indexed:
         return rows
 
 
-# A subscription's rows as Python objects take ~16 kB per server (164 MB at 10,000); packed per machine
-# they take ~1 kB, and unpacking one machine's takes well under a millisecond.
-def _pack(rows: dict[Source, list[dict]]) -> bytes:
-    return zlib.compress(pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL), 1)
+# A subscription's rows as Python objects take ~16 kB per server (164 MB at 10,000). Each source's rows
+# of one machine are pickled as the source is read (so that memory peaks at one source's rows), and
+# once all are read, each machine's are compressed together: ~2.5 kB per server, and unpacking one
+# machine's takes about a millisecond.
+def _pickled(value: object) -> bytes:
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _compressed(by_source: dict[Source, bytes]) -> bytes:
+    return zlib.compress(_pickled(by_source), 1)
 
 
 def _unpack(packed: bytes) -> dict[Source, list[dict]]:
-    return pickle.loads(zlib.decompress(packed))  # only ever bytes that _pack made in this process
+    # only ever bytes that this module made in this process
+    return {source: pickle.loads(rows) for source, rows in pickle.loads(zlib.decompress(packed)).items()}
 
 
 class SubscriptionCache:
     """The store's rows of recently viewed subscriptions, indexed by machine, reused while the store's
     manifests for them are unchanged (a refresh rewrites them); one per inventory.
 
-    Reading a subscription of 10,000 servers from the store takes about a second; a view from the index
-    then takes about a millisecond (benchmarks/bench_depth.py). The index holds that subscription's raw
-    rows, about what ``Inventory.load`` holds while it reads it; only the ``keep`` most recently viewed
-    subscriptions are kept."""
+    Indexing a subscription of 10,000 servers takes 1.5–3 s (reading its rows from the store, then packing
+    them per machine), peaks at ~100 MB and holds ~24 MB; a view from the index then takes 1–2 ms
+    (benchmarks/bench_depth.py). Only the ``keep`` most recently viewed subscriptions are kept. A console
+    may index a subscription ahead of the first view (``get`` in a worker thread after a refresh)."""
 
     def __init__(self, inventory: Inventory, keep: int = 1) -> None:
         self.inventory = inventory
@@ -153,47 +160,43 @@ class SubscriptionCache:
         return entry
 
     def _index(self, subscription: str, manifests: list, signature: tuple, tenants: dict[str, str]) -> _Indexed:
+        """Read source by source, the machines first (every other row is filed under the machine it names),
+        each source's rows packed per machine before the next is read: memory peaks at one source's rows."""
         store = self.inventory.store
         statuses: dict[tuple[str, Source], SourceStatus] = {}
         errors: dict[Source, str] = {}
         fetched: list[datetime] = []
-        by_machine: dict[str, dict[Source, list[dict]]] = {}
+        by_machine: dict[str, dict[Source, bytes]] = {}  # machine -> source -> pickled rows
         common: dict[Source, list[dict]] = {}
-        fleet_wide: list[tuple[Source, list[dict]]] = []
-        own: list[tuple[Source, list[dict]]] = []
-        for source, m in manifests:
-            if m.fetched_at is not None:
-                rows = store.rows(m.subscription, m.source, m.chunks)
-                (fleet_wide if source in FLEET_WIDE else own).append((source, rows))
-            if m.subscription != subscription:
+        for source, m in sorted(manifests, key=lambda sm: sm[0] is not Source.MACHINES):
+            if m.subscription == subscription:
+                if m.fetched_at is not None:
+                    statuses[(subscription, source)] = SourceStatus(fetched_at=m.fetched_at)
+                    fetched.append(m.fetched_at)
+                elif m.error:
+                    statuses[(subscription, source)] = SourceStatus(error=clean_text(m.error, limit=300))
+                if m.error:
+                    errors[source] = clean_text(m.error, limit=300)
+            if m.fetched_at is None:
                 continue
-            if m.fetched_at is not None:
-                statuses[(subscription, source)] = SourceStatus(fetched_at=m.fetched_at)
-                fetched.append(m.fetched_at)
-            elif m.error:
-                statuses[(subscription, source)] = SourceStatus(error=clean_text(m.error, limit=300))
-            if m.error:
-                errors[source] = clean_text(m.error, limit=300)
-        for source, rows in own:  # machines first (sorted below), so that every other row finds its machine
-            if source is Source.MACHINES:
-                for row in rows:
-                    if isinstance(row, dict) and _lower(row.get("id")):
-                        by_machine.setdefault(_lower(row.get("id")), {}).setdefault(source, []).append(row)
-        for source, rows in own:
-            if source is Source.MACHINES:
+            rows = store.rows(m.subscription, m.source, m.chunks)
+            if source in FLEET_WIDE:
+                common.setdefault(source, []).extend(rows)
                 continue
+            groups: dict[str, list[dict]] = {}
             for row in rows:
-                if not isinstance(row, dict):
-                    continue
-                owners = {k for k in _machine_keys(source, row) if k in by_machine}
+                if source is Source.MACHINES:
+                    owners = {_lower(row.get("id"))} - {""}
+                else:
+                    owners = {k for k in _machine_keys(source, row) if k in by_machine}
                 for owner in owners:
-                    by_machine[owner].setdefault(source, []).append(row)
+                    groups.setdefault(owner, []).append(row)
                 if not owners:
                     common.setdefault(source, []).append(row)
-        for source, rows in fleet_wide:
-            common.setdefault(source, []).extend(rows)
-        del own
-        packed = {mid: _pack(rows) for mid, rows in by_machine.items()}
+            del rows
+            for owner, found in groups.items():
+                by_machine.setdefault(owner, {})[source] = _pickled(found)
+        packed = {owner: _compressed(by_source) for owner, by_source in by_machine.items()}
         return _Indexed(signature, packed, common, statuses, tenants, min(fetched, default=None), errors)
 
 
