@@ -67,6 +67,50 @@ async def test_cached_view_is_the_inventorys_server_with_evidence(scenario_sim, 
     assert cached_view(inventory, "not a resource id", now=now) is None
 
 
+async def test_cached_view_equals_load_on_a_generated_fleet(make_sim, tmp_path):
+    """Three subscriptions with every kind of document (rules shared across subscriptions, vault items,
+    policy states, Defender pricings per subscription and per machine, File Sync servers)."""
+    from wsam_tui.sim.fleetgen import generate_fleet
+
+    running = make_sim(generate_fleet(size=90, seed=11, subscriptions=3), throttle=False, graph_quota=False)
+    conn, inventory = await refreshed(running, tmp_path)
+    await conn.close()
+    now = datetime.now(UTC)
+    servers = inventory.load(evidence=True, now=now).servers
+    assert len(servers) == 90 and len({s.subscription_id for s in servers}) == 3
+    evidence_sources = set()
+    for server in servers:
+        view = cached_view(inventory, server.id, now=now)
+        assert view is not None and view.server == server, server.name
+        evidence_sources |= {ev.source for c in view.server.capabilities.values() for ev in c.evidence}
+    assert {Source.DCR_ASSOCIATIONS, Source.BACKUP, Source.SECURITY, Source.FILE_SYNC} <= evidence_sources
+    # Rules are read fleet-wide: a cell that needs a rule's data flows is on somewhere.
+    assert any(s.capabilities["sentinel"].state is State.ON for s in servers)
+    assert any(s.capabilities["changetracking"].state is State.ON for s in servers)
+
+
+async def test_a_rule_in_another_subscription_serves_the_machine(make_sim, tmp_path):
+    fleet = scenario_fleet()
+    mid = vm_id("web-00")
+    rule = f"/subscriptions/{SUB_B}/resourceGroups/rg-mon/providers/Microsoft.Insights/dataCollectionRules/dcr-perf"
+    fleet["resources"] += [
+        {"id": rule, "name": "dcr-perf", "type": "Microsoft.Insights/dataCollectionRules", "location": "westeurope",
+         "properties": {"dataFlows": [{"streams": ["Microsoft-InsightsMetrics"], "destinations": ["la"]}],
+                        "destinations": {"logAnalytics": [{"name": "la", "workspaceResourceId": "/subscriptions/x/ws"}]}}},
+        {"id": f"{mid}/providers/Microsoft.Insights/dataCollectionRuleAssociations/assoc-perf", "name": "assoc-perf",
+         "type": "Microsoft.Insights/dataCollectionRuleAssociations", "properties": {"dataCollectionRuleId": rule}},
+    ]
+    running = make_sim(fleet, throttle=False, graph_quota=False)
+    conn, inventory = await refreshed(running, tmp_path)
+    await conn.close()
+    now = datetime.now(UTC)
+    loaded = next(s for s in inventory.load(evidence=True, now=now).servers if s.id == mid)
+    monitor = cached_view(inventory, mid, now=now).server.capabilities["monitor"]
+    assert monitor == loaded.capabilities["monitor"]
+    # The rule's data flows are known (VM insights), though the rule lives in another subscription.
+    assert monitor.state is State.ON and "VM insights (performance)" in monitor.summary, monitor
+
+
 async def test_cached_view_follows_a_refresh(scenario_sim, tmp_path):
     """The subscription index is reused between views and read again once a refresh rewrote the store."""
     conn, inventory = await refreshed(scenario_sim, tmp_path)
