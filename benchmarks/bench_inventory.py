@@ -2,18 +2,23 @@
 ARM/ARG throttling on, beside (a) the floor implied by that latency and quota and (b) the path users
 script today with the SDK (list, then instanceView and extensions per server), at the same size.
 
-    python benchmarks/bench_inventory.py [--sizes 10000,50000] [--sdk-size 1000] [--latency-ms 30]
+    python benchmarks/bench_inventory.py [--sizes 10000,50000] [--sdk-size 1000 (0: skip)] [--latency-ms 30]
 
-The simulator runs in its own process; the engine runs in this one, so the peak RSS printed for the
-engine (ru_maxrss of this process) is the engine's: fetching, storing and deriving every server.
+The simulator runs in its own process, and the engine in a fresh child process per size, so each peak
+RSS printed (ru_maxrss of that child) is the engine's alone at that size: once for a refresh (fetching
+and storing every source) followed by a load (deriving every server), as the console does on refresh,
+and once for a load alone from the store just filled, as the console does at start.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
 import resource
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,20 +50,40 @@ def floor_seconds(graph_requests: int, latency_s: float) -> tuple[float, str]:
     return floor, how
 
 
-async def engine(base: str, ca: str) -> tuple[float, int, dict]:
-    with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Path(tmp) / "store")
-        inv = Inventory(store)
-        conn = await connect(ConnectOptions(endpoint=base, ca_bundle=ca))
-        t0 = time.monotonic()
-        report = await inv.refresh(conn)
-        snapshot = inv.load()
-        elapsed = time.monotonic() - t0
-        stats = dict(conn.transport.stats)
-        await conn.close()
-        store.close()
-        assert not report.failures, report.failures
-        return elapsed, len(snapshot.servers), stats
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def refresh_then_load(base: str, ca: str, store_dir: str) -> dict:
+    store = Store(store_dir)
+    inv = Inventory(store)
+    conn = await connect(ConnectOptions(endpoint=base, ca_bundle=ca))
+    t0 = time.monotonic()
+    report = await inv.refresh(conn)
+    refreshed = time.monotonic() - t0
+    refresh_peak = peak_mb()
+    snapshot = inv.load()
+    elapsed = time.monotonic() - t0
+    stats = dict(conn.transport.stats)
+    await conn.close()
+    store.close()
+    return {"elapsed": elapsed, "refresh_s": refreshed, "servers": len(snapshot.servers), "stats": stats,
+            "failures": [list(f) for f in report.failures], "refresh_peak_mb": refresh_peak, "peak_mb": peak_mb()}
+
+
+def load_only(store_dir: str) -> dict:
+    store = Store(store_dir)
+    t0 = time.monotonic()
+    snapshot = Inventory(store).load()
+    elapsed = time.monotonic() - t0
+    store.close()
+    return {"elapsed": elapsed, "servers": len(snapshot.servers), "peak_mb": peak_mb()}
+
+
+def child(*args: str) -> dict:
+    """Run one measurement in a fresh interpreter, so that its peak RSS is its own."""
+    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 async def sdk_path(base: str, ca: str) -> tuple[float, int]:
@@ -129,17 +154,25 @@ def graph_requests_and_busy(log_path: Path) -> tuple[int, float]:
 
 
 def run_engine(size: int, latency_ms: float) -> dict:
-    log = Path(tempfile.mkdtemp()) / "requests.jsonl"
+    work = Path(tempfile.mkdtemp())
+    log, store_dir = work / "requests.jsonl", str(work / "store")
     proc, base, ca = start_sim(size, "--latency-ms", str(latency_ms), "--request-log", str(log))
     try:
-        elapsed, servers, stats = asyncio.run(engine(base, ca))
+        r = child("refresh", base, ca, store_dir)
     finally:
         stop(proc)
-    graph_requests, busy = graph_requests_and_busy(log)
-    return {"elapsed": elapsed, "servers": servers, "graph_requests": graph_requests, "stats": stats, "busy": busy}
+    assert not r["failures"], r["failures"]
+    r["load"] = child("load", store_dir)
+    r["graph_requests"], r["busy"] = graph_requests_and_busy(log)
+    shutil.rmtree(work, ignore_errors=True)
+    return r
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--child"]:
+        mode, *rest = sys.argv[2:]
+        print(json.dumps(asyncio.run(refresh_then_load(*rest)) if mode == "refresh" else load_only(*rest)))
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10000,50000")
     ap.add_argument("--sdk-size", type=int, default=1000)
@@ -150,26 +183,28 @@ def main() -> None:
           f"Resource Graph page size {graph.PAGE}, {graph.BATCH} subscriptions per query")
 
     n = args.sdk_size
-    r = run_engine(n, args.latency_ms)
-    proc, base, ca = start_sim(n, "--latency-ms", str(args.latency_ms))
-    try:
-        sdk_s, sdk_servers = asyncio.run(sdk_path(base, ca))
-    finally:
-        stop(proc)
-    print(f"\n{n} servers: engine {r['elapsed']:.2f} s ({r['servers']} servers, {r['graph_requests']} Resource Graph queries); "
-          f"per-server SDK path {sdk_s:.1f} s ({sdk_servers} servers, 2 ARM reads each, read bucket {ARM_READ_BURST} + {ARM_READ_REFILL:.0f}/s)")
-    print(f"  speed-up over the per-server path: {sdk_s / r['elapsed']:.0f}x (target >= 50x)")
+    if n:
+        r = run_engine(n, args.latency_ms)
+        proc, base, ca = start_sim(n, "--latency-ms", str(args.latency_ms))
+        try:
+            sdk_s, sdk_servers = asyncio.run(sdk_path(base, ca))
+        finally:
+            stop(proc)
+        print(f"\n{n} servers: engine {r['elapsed']:.2f} s ({r['servers']} servers, {r['graph_requests']} Resource Graph queries); "
+              f"per-server SDK path {sdk_s:.1f} s ({sdk_servers} servers, 2 ARM reads each, read bucket {ARM_READ_BURST} + {ARM_READ_REFILL:.0f}/s)")
+        print(f"  speed-up over the per-server path: {sdk_s / r['elapsed']:.0f}x (target >= 50x)")
 
-    for size in (int(s) for s in args.sizes.split(",")):
+    for size in (int(s) for s in args.sizes.split(",") if s):
         r = run_engine(size, args.latency_ms)
         floor, how = floor_seconds(r["graph_requests"], lat)
-        print(f"\n{size} servers: full matrix in {r['elapsed']:.2f} s ({r['servers']} servers, {r['graph_requests']} "
-              f"Resource Graph queries, {r['stats']['throttled']} throttled, {r['stats']['retries']} retries)")
+        print(f"\n{size} servers: full matrix in {r['elapsed']:.2f} s (refresh {r['refresh_s']:.2f} s, then load; {r['servers']} servers, "
+              f"{r['graph_requests']} Resource Graph queries, {r['stats']['throttled']} throttled, {r['stats']['retries']} retries)")
         print(f"  floor {floor:.2f} s = {how}")
         print(f"  ratio to floor: {r['elapsed'] / floor:.2f} (target <= 1.3)")
         print(f"  (the simulator itself spent {r['busy']:.2f} s answering those queries, latency included; it answers one at a time)")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\npeak RSS of the engine process over all runs: {peak:.0f} MB (target < 250 MB at 50k)")
+        print(f"  peak RSS of the engine: refresh {r['refresh_peak_mb']:.0f} MB, refresh + load {r['peak_mb']:.0f} MB; "
+              f"load alone (console start) {r['load']['peak_mb']:.0f} MB in {r['load']['elapsed']:.2f} s "
+              f"({r['load']['servers']} servers) (target < 250 MB at 50k)")
 
 
 if __name__ == "__main__":

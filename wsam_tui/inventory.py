@@ -29,7 +29,7 @@ from .arm.transport import ArmHttpError, ArmTransport, TransportEvent
 from .fleet.assemble import assemble
 from .fleet.capabilities import build_server
 from .fleet.model import Server, Source, SourceStatus, clean_text
-from .store.cache import Store
+from .store.cache import CHUNK, Store
 
 SIMULATOR_TOKEN = "wsam-simulator-accepts-any-token"
 _SUB_IN = re.compile(r"/subscriptions/([^/]+)", re.IGNORECASE)
@@ -119,6 +119,37 @@ def subscription_of(row: dict) -> str:
     return ""
 
 
+class _StoreSink:
+    """One source of a batch of subscriptions into the store as its pages arrive: each page's rows go to
+    their subscription's writer; the batch's subscriptions switch to the new rows together on completion."""
+
+    def __init__(self, store: Store, source: Source, subscriptions: Sequence[str], tenant_of: dict[str, str],
+                 fetched_at: datetime) -> None:
+        self.writers = {s.lower(): store.begin_rows(s, source.value, tenant=tenant_of.get(s.lower(), ""))
+                        for s in subscriptions}
+        self.machines = source is Source.MACHINES
+        self.fetched_at = fetched_at
+
+    def add(self, position: int, rows: list[dict]) -> None:
+        by_sub: dict[str, list[dict]] = {}
+        for row in rows:
+            if self.machines:
+                row = unflatten_machine(row)
+            sub = subscription_of(row)
+            if sub in self.writers:
+                by_sub.setdefault(sub, []).append(row)
+        for sub, part in by_sub.items():
+            self.writers[sub].add(position, part)
+
+    def complete(self) -> None:
+        for writer in self.writers.values():
+            writer.commit(fetched_at=self.fetched_at)
+
+    def discard(self) -> None:
+        for writer in self.writers.values():
+            writer.discard()
+
+
 class Inventory:
     def __init__(self, store: Store, *, required_tags: tuple[str, ...] = ("env", "owner", "costCenter"),
                  stale_after_days: int = 7) -> None:
@@ -154,6 +185,9 @@ class Inventory:
         report = RefreshReport(subscriptions=subs)
         now = datetime.now(UTC)
 
+        def open_sink(source: Source, subscriptions: tuple[str, ...]) -> _StoreSink:
+            return _StoreSink(self.store, source, subscriptions, tenant_of, now)
+
         def store_result(result: SourceResult) -> None:
             if result.error is not None:
                 message = result.error.describe()
@@ -161,16 +195,11 @@ class Inventory:
                     self.store.put_error(sub, result.source.value, message, tenant=tenant_of.get(sub.lower(), ""))
                     report.failures.append((sub, result.source.value, message))
                 return
-            by_sub: dict[str, list[dict]] = {s.lower(): [] for s in result.subscriptions}
-            for row in result.rows:
-                if result.source is Source.MACHINES:
-                    row = unflatten_machine(row)
-                sub = subscription_of(row)
-                if sub in by_sub:
-                    by_sub[sub].append(row)
+            sink = open_sink(result.source, result.subscriptions)
+            for position, start in enumerate(range(0, len(result.rows), CHUNK)):
+                sink.add(position, result.rows[start : start + CHUNK])
             result.rows = []
-            for sub, rows in by_sub.items():
-                self.store.put_rows(sub, result.source.value, rows, tenant=tenant_of.get(sub, ""), fetched_at=now)
+            sink.complete()
 
         through_arm = list(ids)
         if graph:
@@ -178,14 +207,16 @@ class Inventory:
             held: list[SourceResult] = []
 
             def from_graph(result: SourceResult) -> None:
-                if result.error is not None and result.error.status == 403:
+                if result.error is None:
+                    return  # its pages are in the store already (open_sink)
+                if result.error.status == 403:
                     for sub in result.subscriptions:
                         refused.setdefault(sub.lower(), set()).add(result.source)
                     held.append(result)
                     return
                 store_result(result)
 
-            await fetch_sources(conn.transport, ids, progress=progress, on_result=from_graph)
+            await fetch_sources(conn.transport, ids, progress=progress, on_result=from_graph, open_sink=open_sink)
             every = {q.source for q in QUERIES}
             through_arm = [s for s in ids if refused.get(s.lower()) == every]
             again = {s.lower() for s in through_arm}
@@ -226,19 +257,19 @@ class Inventory:
         # Rules, workspaces and File Sync servers serve machines of any subscription: read them once.
         fleet_wide = {Source.DCRS, Source.FILE_SYNC}
         shared_rows: dict[Source, list[dict]] = {s: [] for s in fleet_wide}
-        for sub, entries in by_sub.items():
+        for entries in by_sub.values():
             for source, m in entries:
                 if source in fleet_wide:
-                    shared_rows[source].extend(self.store.rows(sub, m.source, m.chunks))
+                    shared_rows[source].extend(self.store.rows_of(m))
         # The rest one subscription at a time, so memory peaks at one subscription's raw rows.
         when = now or datetime.now(UTC)
         shared: dict = {}
         servers: list[Server] = []
-        for sub, entries in by_sub.items():
+        for entries in by_sub.values():
             rows: dict[Source, list[dict]] = dict(shared_rows)
             for source, m in entries:
                 if source not in fleet_wide:
-                    rows[source] = self.store.rows(sub, m.source, m.chunks)
+                    rows[source] = self.store.rows_of(m)
             if not rows.get(Source.MACHINES):
                 continue
             raw, ctx = assemble(rows, sources=statuses, now=when, required_tags=self.required_tags,

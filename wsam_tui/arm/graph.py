@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ..fleet.model import Source
 from .transport import ArmHttpError, ArmTransport
@@ -176,7 +176,8 @@ QUERIES: tuple[SourceQuery, ...] = (
 
 @dataclass
 class SourceResult:
-    """Rows of one source for one batch of subscriptions, or the error that stopped it."""
+    """Rows of one source for one batch of subscriptions, or the error that stopped it. When the rows went
+    page by page to a ``PageSink``, a successful result carries none."""
 
     source: Source
     subscriptions: tuple[str, ...]
@@ -187,52 +188,87 @@ class SourceResult:
 Progress = Callable[[Source, int, int], None]  # (source, rows so far, total rows)
 
 
-async def run_query(transport: ArmTransport, query: str, subscriptions: Sequence[str], *,
-                    on_page: Callable[[int, int], None] | None = None, parallel_pages: int = 4) -> list[dict]:
-    """All rows of one query: the first page tells the total; the rest are fetched in parallel with $skip."""
+class PageSink(Protocol):
+    """Where one query's pages go as they arrive, so that no one holds a whole source (50,000 machines)."""
 
-    async def page(skip: int) -> dict:
+    def add(self, position: int, rows: list[dict]) -> None:
+        """One page's rows; ``position`` is the page's place in the query's order (pages arrive in any order)."""
+
+    def complete(self) -> None:
+        """Every page has arrived."""
+
+    def discard(self) -> None:
+        """The query failed or was cancelled: forget the pages added."""
+
+
+class _Collected:
+    """A sink that keeps the pages, for callers that want the rows as one list."""
+
+    def __init__(self) -> None:
+        self.pages: dict[int, list[dict]] = {}
+
+    def add(self, position: int, rows: list[dict]) -> None:
+        self.pages[position] = rows
+
+    def complete(self) -> None:
+        pass
+
+    def discard(self) -> None:
+        self.pages.clear()
+
+    def rows(self) -> list[dict]:
+        return [row for position in sorted(self.pages) for row in self.pages[position]]
+
+
+async def run_query(transport: ArmTransport, query: str, subscriptions: Sequence[str], *,
+                    on_page: Callable[[int, int], None] | None = None, parallel_pages: int = 4,
+                    sink: PageSink | None = None) -> list[dict]:
+    """All rows of one query: the first page tells the total; the rest are fetched in parallel with $skip.
+    With ``sink``, each page is handed to it as it arrives and not kept (the answer is then empty); the
+    caller completes or discards the sink."""
+    into = sink if sink is not None else _Collected()
+
+    received = total = 0
+
+    async def page(skip: int) -> None:
+        nonlocal received, total
         body = {"subscriptions": list(subscriptions), "query": query,
                 "options": {"$top": PAGE, "$skip": skip, "resultFormat": "objectArray"}}
         data = await transport.post_json(GRAPH_PATH, body, params={"api-version": GRAPH_API})
         if not isinstance(data, dict) or not isinstance(data.get("data"), list):
             raise ArmHttpError(200, "MalformedResponse", "Resource Graph answered without a 'data' list",
                                method="POST", url=GRAPH_PATH)
-        return data
+        rows = data["data"]
+        if skip == 0:
+            total = int(data.get("totalRecords") or len(rows))
+        received += len(rows)
+        into.add(skip // PAGE, rows)
+        if on_page:
+            on_page(received, max(total, received))
 
-    first = await page(0)
-    rows: list[dict] = list(first["data"])
-    total = int(first.get("totalRecords") or len(rows))
-    if on_page:
-        on_page(len(rows), total)
-    if total <= len(rows):
-        return rows
-    skips = list(range(PAGE, total, PAGE))
+    await page(0)
     gate = asyncio.Semaphore(parallel_pages)
-    results: dict[int, list[dict]] = {}
 
     async def fetch(skip: int) -> None:
         async with gate:
-            data = await page(skip)
-            results[skip] = data["data"]
-            if on_page:
-                on_page(sum(len(r) for r in results.values()) + len(rows), total)
+            await page(skip)
 
-    await asyncio.gather(*(fetch(s) for s in skips))
-    for skip in skips:
-        rows.extend(results[skip])
-    return rows
+    await asyncio.gather(*(fetch(s) for s in range(PAGE, total, PAGE)))
+    return into.rows() if isinstance(into, _Collected) else []
 
 
 async def fetch_sources(transport: ArmTransport, subscriptions: Sequence[str], *,
                         sources: Sequence[Source] | None = None, progress: Progress | None = None,
                         concurrency: int = 6,
-                        on_result: Callable[[SourceResult], None] | None = None) -> list[SourceResult]:
+                        on_result: Callable[[SourceResult], None] | None = None,
+                        open_sink: Callable[[Source, tuple[str, ...]], PageSink] | None = None) -> list[SourceResult]:
     """Every source for every subscription batch. A batch that fails is retried one subscription at a
     time, so one subscription without access costs that subscription, not the fleet.
 
-    With ``on_result``, each result is handed over as soon as it is complete and not kept (memory at
-    50,000 servers: one source's rows at a time, not all of them)."""
+    With ``on_result``, each result is handed over as soon as it is complete and not kept. With
+    ``open_sink``, each query's pages go to the sink it opens for (source, subscriptions) as they
+    arrive: the sink is completed before the (row-less) result is handed over, or discarded if the
+    query fails (memory at 50,000 servers: a few pages, not whole sources)."""
     wanted = [q for q in QUERIES if sources is None or q.source in sources]
     batches = [tuple(subscriptions[i : i + BATCH]) for i in range(0, len(subscriptions), BATCH)]
     gate = asyncio.Semaphore(concurrency)
@@ -241,17 +277,27 @@ async def fetch_sources(transport: ArmTransport, subscriptions: Sequence[str], *
 
     async def one(q: SourceQuery, subs: tuple[str, ...]) -> None:
         async with gate:
+            sink = open_sink(q.source, subs) if open_sink is not None else None
             try:
-                rows = await run_query(transport, q.query, subs,
+                rows = await run_query(transport, q.query, subs, sink=sink,
                                        on_page=(lambda n, t: progress(q.source, n, t)) if progress else None)
-                emit(SourceResult(q.source, subs, rows))
-                return
             except ArmHttpError as e:
+                if sink is not None:
+                    sink.discard()
                 if len(subs) == 1 or e.status not in (400, 403, 404):
                     emit(SourceResult(q.source, subs, [], e))
                     return
                 error = e
                 named = _named_subscriptions(e, subs)
+            except BaseException:
+                if sink is not None:
+                    sink.discard()
+                raise
+            else:
+                if sink is not None:
+                    sink.complete()
+                emit(SourceResult(q.source, subs, rows))
+                return
         if named:
             # The error names the subscriptions it refuses: they fail, the rest of the batch runs again.
             emit(SourceResult(q.source, tuple(named), [], error))

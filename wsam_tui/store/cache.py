@@ -4,6 +4,11 @@ Raw, not derived: server records and capability states are computed from these r
 a newer console re-reads an older cache correctly. diskcache (SQLite) with one entry per chunk of at
 most ``CHUNK`` rows (one big pickle blocked the event loop 0.8 s; sdk-integration.md §8), files 0600
 in a 0700 directory, safe for two consoles sharing it, and a damaged database is set aside and rebuilt.
+
+A source's rows are written chunk by chunk as they arrive (``SourceWriter``: a Resource Graph page at a
+time, so a refresh never holds a whole source in memory), under a fresh generation; its manifest,
+written last, switches readers to the new generation at once, and only then are the old chunks
+deleted. A refresh that fails or stops midway leaves the previous rows readable.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import contextlib
 import os
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +26,10 @@ from typing import Any, TypeVar
 
 import diskcache
 
-SCHEMA = 1  # bump when the row shapes of wsam_tui/arm/graph.py change; older entries are then ignored
+# Bump when the row shapes of wsam_tui/arm/graph.py or the keys below change: a cache of an older
+# format is cleared on open, with a notice (2: chunks under a generation named by the manifest).
+SCHEMA = 2
+FORMAT_KEY = ("format",)
 CHUNK = 1000
 HARD_EXPIRE_S = 30 * 24 * 3600  # the last known state stays browsable offline for a month
 
@@ -46,6 +55,8 @@ class Manifest:
     count: int
     error: str | None = None
     error_at: datetime | None = None
+    generation: str = ""
+    positions: tuple[int, ...] = ()  # the chunks of ``generation``, in row order
 
 
 def _ts(dt: datetime | None) -> str | None:
@@ -66,6 +77,7 @@ class Store:
         self.directory = Path(directory)
         self.notices: list[str] = []  # what happened to the store that the user must be told
         self._cache: diskcache.Cache | None = None
+        self.epoch = 0  # counts rebuilds: a writer that began before one has lost its chunks
         self._open()
 
     # ---- opening, recovery ------------------------------------------------------------------------
@@ -76,9 +88,23 @@ class Store:
             os.chmod(self.directory, 0o700)
             try:
                 self._cache = diskcache.Cache(str(self.directory), timeout=60, size_limit=8 * 1024**3)
-                self._cache.get(("probe",))  # damage can surface only on use
+                self._check_format(self._cache)  # damage can surface only on use
             except sqlite3.DatabaseError as e:
                 self._recover(e)
+
+    def _check_format(self, cache: diskcache.Cache) -> None:
+        found = cache.get(FORMAT_KEY)
+        if found == SCHEMA:
+            return
+        if isinstance(found, int) and found > SCHEMA:
+            self.notices.append(f"The local cache was written by a newer wsam-tui (format {found}); "
+                                "this version keeps its own entries beside it.")
+            return
+        if len(cache):
+            cache.clear()
+            self.notices.append(f"The local cache was written by an older wsam-tui (format {found or 1}); "
+                                "it was cleared and will fill again on the next refresh.")
+        cache.set(FORMAT_KEY, SCHEMA)
 
     def _recover(self, error: Exception) -> None:
         if self._cache is not None:
@@ -95,10 +121,12 @@ class Store:
             where = "removed"
         self.notices.append(f"The local cache was damaged ({error}); it was {where} and rebuilt. "
                             "It will fill again on the next refresh.")
+        self.epoch += 1
         with private_umask():
             self.directory.mkdir(parents=True, exist_ok=True)
             os.chmod(self.directory, 0o700)
             self._cache = diskcache.Cache(str(self.directory), timeout=60, size_limit=8 * 1024**3)
+            self._cache.set(FORMAT_KEY, SCHEMA)
 
     def _safe(self, fn: Callable[[diskcache.Cache], T], default: T) -> T:
         assert self._cache is not None
@@ -116,33 +144,28 @@ class Store:
 
     # ---- writing ----------------------------------------------------------------------------------
 
+    def begin_rows(self, subscription: str, source: str, *, tenant: str = "") -> SourceWriter:
+        """Start replacing one (subscription, source); see ``SourceWriter``."""
+        return SourceWriter(self, subscription.lower(), source, tenant)
+
     def put_rows(self, subscription: str, source: str, rows: list[dict], *, tenant: str = "",
                  fetched_at: datetime | None = None) -> None:
         """Replace one (subscription, source) with fresh rows: chunks first, the manifest last."""
-        sub = subscription.lower()
-        fetched_at = fetched_at or datetime.now(UTC)
-        chunks = [rows[i : i + CHUNK] for i in range(0, len(rows), CHUNK)] or [[]]
-
-        def write(cache: diskcache.Cache) -> None:
-            old = cache.get(("manifest", SCHEMA, sub, source))
-            for i, chunk in enumerate(chunks):
-                cache.set(("rows", SCHEMA, sub, source, i), chunk, expire=HARD_EXPIRE_S, tag=sub)
-            cache.set(("manifest", SCHEMA, sub, source), {
-                "tenant": tenant, "fetchedAt": _ts(fetched_at), "chunks": len(chunks), "count": len(rows),
-                "error": None, "errorAt": None}, expire=HARD_EXPIRE_S, tag=sub)
-            for i in range(len(chunks), int((old or {}).get("chunks") or 0)):
-                cache.delete(("rows", SCHEMA, sub, source, i))
-
-        self._safe(write, None)
+        writer = self.begin_rows(subscription, source, tenant=tenant)
+        for position, start in enumerate(range(0, len(rows), CHUNK)):
+            writer.add(position, rows[start : start + CHUNK])
+        writer.commit(fetched_at=fetched_at)
 
     def put_error(self, subscription: str, source: str, error: str, *, tenant: str = "") -> None:
         """Record that a refresh failed; rows from an earlier success stay, so the last known state is kept."""
         sub = subscription.lower()
 
         def write(cache: diskcache.Cache) -> None:
-            manifest = dict(cache.get(("manifest", SCHEMA, sub, source)) or {"tenant": tenant, "fetchedAt": None, "chunks": 0, "count": 0})
-            manifest.update({"error": error, "errorAt": _ts(datetime.now(UTC))})
-            cache.set(("manifest", SCHEMA, sub, source), manifest, expire=HARD_EXPIRE_S, tag=sub)
+            with cache.transact():
+                key = _manifest_key(sub, source)
+                manifest = dict(cache.get(key) or {"tenant": tenant, "fetchedAt": None, "positions": [], "count": 0})
+                manifest.update({"error": error, "errorAt": _ts(datetime.now(UTC))})
+                cache.set(key, manifest, expire=HARD_EXPIRE_S, tag=sub)
 
         self._safe(write, None)
 
@@ -167,20 +190,38 @@ class Store:
                 m = cache.get(key)
                 if not isinstance(m, dict):
                     continue
+                positions = _positions(m)
                 out.append(Manifest(subscription=key[2], source=key[3], tenant=str(m.get("tenant") or ""),
-                                    fetched_at=_dt(m.get("fetchedAt")), chunks=int(m.get("chunks") or 0),
-                                    count=int(m.get("count") or 0), error=m.get("error"), error_at=_dt(m.get("errorAt"))))
+                                    fetched_at=_dt(m.get("fetchedAt")), chunks=len(positions),
+                                    count=int(m.get("count") or 0), error=m.get("error"), error_at=_dt(m.get("errorAt")),
+                                    generation=str(m.get("generation") or ""), positions=positions))
             return out
 
         return self._safe(read, [])
 
-    def rows(self, subscription: str, source: str, chunks: int) -> list[dict]:
+    def rows(self, subscription: str, source: str, chunks: int | None = None) -> list[dict]:
+        """The current rows of one (subscription, source). ``chunks``, a count read from a ``Manifest``,
+        is accepted for callers written before generations and not needed: the manifest names its chunks."""
         sub = subscription.lower()
+        manifest = self._safe(lambda c: c.get(_manifest_key(sub, source)), None)
+        if not isinstance(manifest, dict):
+            return []
+        return self._read_chunks(sub, source, str(manifest.get("generation") or ""), _positions(manifest)) or []
 
-        def read(cache: diskcache.Cache) -> list[dict]:
+    def rows_of(self, manifest: Manifest) -> list[dict]:
+        """The rows a manifest names; if another console replaced them since it was read, the current rows."""
+        found = self._read_chunks(manifest.subscription, manifest.source, manifest.generation, manifest.positions)
+        return self.rows(manifest.subscription, manifest.source) if found is None else found
+
+    def _read_chunks(self, sub: str, source: str, generation: str, positions: Iterable[int]) -> list[dict] | None:
+        """None when a chunk is missing (its generation was replaced meanwhile)."""
+
+        def read(cache: diskcache.Cache) -> list[dict] | None:
             out: list[dict] = []
-            for i in range(chunks):
-                chunk = cache.get(("rows", SCHEMA, sub, source, i))
+            for position in positions:
+                chunk = cache.get(_chunk_key(sub, source, generation, position))
+                if chunk is None:
+                    return None
                 if isinstance(chunk, list):
                     out.extend(r for r in chunk if isinstance(r, dict))
             return out
@@ -189,6 +230,77 @@ class Store:
 
     def files(self) -> list[Path]:
         return [p for p in self.directory.rglob("*") if p.is_file()]
+
+
+def _manifest_key(sub: str, source: str) -> tuple:
+    return ("manifest", SCHEMA, sub, source)
+
+
+def _chunk_key(sub: str, source: str, generation: str, position: int) -> tuple:
+    return ("rows", SCHEMA, sub, source, generation, position)
+
+
+def _positions(manifest: dict) -> tuple[int, ...]:
+    positions = manifest.get("positions")
+    if not isinstance(positions, list):
+        return ()
+    return tuple(p for p in positions if isinstance(p, int))
+
+
+class SourceWriter:
+    """Fresh rows of one (subscription, source), written chunk by chunk as they arrive, under a new
+    generation that readers do not see until ``commit()`` writes the manifest naming it. ``discard()``
+    (a failed or cancelled refresh) deletes what was written; the previous rows were never touched."""
+
+    def __init__(self, store: Store, subscription: str, source: str, tenant: str) -> None:
+        self.store, self.subscription, self.source, self.tenant = store, subscription, source, tenant
+        self.generation = uuid.uuid4().hex
+        self.count = 0
+        self._positions: list[int] = []
+        self._epoch = store.epoch
+        self._done = False
+
+    def add(self, position: int, rows: list[dict]) -> None:
+        """One chunk (at most ``CHUNK`` rows); ``position`` orders chunks, which may arrive in any order."""
+        if self._done:
+            raise RuntimeError("this writer has already committed or discarded its rows")
+        if not rows:
+            return
+        key = _chunk_key(self.subscription, self.source, self.generation, position)
+        self.store._safe(lambda c: c.set(key, rows, expire=HARD_EXPIRE_S, tag=self.subscription), None)
+        self._positions.append(position)
+        self.count += len(rows)
+
+    def commit(self, *, fetched_at: datetime | None = None) -> None:
+        """Switch readers to the rows written, then delete the generation they replace."""
+        self._done = True
+        if self.store.epoch != self._epoch:
+            return  # the store was rebuilt meanwhile and the chunks went with it: keep the source unknown
+        key = _manifest_key(self.subscription, self.source)
+        manifest = {"tenant": self.tenant, "fetchedAt": _ts(fetched_at or datetime.now(UTC)), "generation": self.generation,
+                    "positions": sorted(self._positions), "count": self.count, "error": None, "errorAt": None}
+
+        def write(cache: diskcache.Cache) -> None:
+            with cache.transact():
+                old = cache.get(key)
+                cache.set(key, manifest, expire=HARD_EXPIRE_S, tag=self.subscription)
+            if isinstance(old, dict):
+                for position in _positions(old):
+                    cache.delete(_chunk_key(self.subscription, self.source, str(old.get("generation") or ""), position))
+
+        self.store._safe(write, None)
+
+    def discard(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        keys = [_chunk_key(self.subscription, self.source, self.generation, p) for p in self._positions]
+
+        def delete(cache: diskcache.Cache) -> None:
+            for key in keys:
+                cache.delete(key)
+
+        self.store._safe(delete, None)
 
 
 def default_store_dir() -> Path:
