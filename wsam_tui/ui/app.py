@@ -87,6 +87,7 @@ class FilterBar(Horizontal):
     FilterBar.-open { display: block; }
     FilterBar > Label { width: 2; color: $accent; }
     FilterBar > Input { width: 1fr; height: 1; border: none; padding: 0; background: $surface; }
+    FilterBar > Input:focus { border: none; }  /* Input:focus draws a tall border: on one line it hides the text */
     FilterBar > #filter-error { width: auto; max-width: 60%; color: $error; padding: 0 1; }
     """
 
