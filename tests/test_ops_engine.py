@@ -8,6 +8,7 @@ import pytest
 
 from tests.fleetbuilder import SUB_A
 from tests.ops_support import SECRET, connection, make_engine, scan_for, servers_of, writes
+from wsam_tui.ops.audit import AuditLog
 from wsam_tui.ops.engine import group_outputs
 from wsam_tui.ops.plan import plan, secrets_for
 
@@ -46,6 +47,13 @@ async def test_extension_install_on_both_kinds_with_skips_and_a_failure(ops, sce
     ext = engine.resource(job.id, states["fs-01"].target.id)
     assert ext["properties"]["provisioningState"] == "Succeeded"
     assert {e.state for e in events} >= {"running", "succeeded", "failed"}
+    # The audit log: who, what, which server, which outcome, with ARM's ids to quote.
+    audit = AuditLog(tmp_path / "state" / "audit.jsonl").read()
+    assert [a["event"] for a in audit] == ["job-started", *["target"] * 4, "job-finished"]
+    assert audit[0]["principal"] == "unknown" and len(audit[0]["targets"]) == 4 and len(audit[0]["skipped"]) == 3
+    failed = next(a for a in audit if a.get("outcome") == "failed")
+    assert failed["code"] == "VMExtensionProvisioningError" and failed["target"].endswith("/web-02")
+    assert all(a["requestId"] and a["correlationId"] and a["time"] for a in audit if a["event"] == "target")
     # One PUT per target, nothing else written.
     assert sorted(e["path"].split("/")[-3] for e in writes(scenario_sim)) == sorted(
         ["web-00", "web-01", "web-02", "fs-01"])
