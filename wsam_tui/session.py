@@ -99,8 +99,8 @@ class FleetSession:
             child = subprocess.run([sys.executable, "-m", "wsam_tui.derive", request], capture_output=True,
                                    check=False, timeout=1800)
             if child.returncode != 0:
-                raise OSError(clean_text(child.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or
-                                         f"exit code {child.returncode}"))
+                last = child.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
+                raise OSError(clean_text(last[0] if last else f"exit code {child.returncode}", limit=200))
             snapshot = pickle.loads(child.stdout)
             if not isinstance(snapshot, Snapshot):
                 raise OSError("unexpected answer")

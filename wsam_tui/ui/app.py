@@ -512,8 +512,7 @@ class WsamApp(App[None]):
             self.query = parse_query(text, subscriptions=self.subscription_names) if text.strip() else None
         except QueryError as e:
             if not quiet:
-                error.update(_plain(f"{e} (col {e.position + 1})" if getattr(e, "position", None) is not None
-                                    else str(e)))
+                error.update(_plain(str(e)))  # the message names the column
             return False
         self.query_text = text.strip()
         error.update(Content(""))
@@ -835,16 +834,19 @@ class WsamApp(App[None]):
         from ..kqlquery import run_offline, run_online
         from .kql_view import KqlResultScreen
 
-        subs = [str(s.get("subscriptionId")) for s in (self.snapshot.subscriptions if self.snapshot else [])]
+        # The scope chosen with --subscription or :subs; none means every subscription the credential can
+        # read (naming one that refuses access would make Resource Graph refuse the whole query).
+        subs = list(self.session.info.subscriptions)
         self._set_status("Running the query …")
         try:
             if self.session.offline or self.connection_problem:
-                answer = run_offline(self.session.inventory.store, query, subscriptions=subs)
+                store = self.session.inventory.store
+                answer = run_offline(store, query, subscriptions=subs, now=self.clock())
             else:
                 answer = await self.session.call(lambda conn: run_online(conn.transport, query, subs))
-        except KqlError as e:
+        except KqlError as e:  # shown with a caret under the position the engine (or Resource Graph) named
             self._set_status(self._idle_status())
-            self.notify(clean_text(str(e)), title="KQL", severity="error", markup=False, timeout=10)
+            self.push_screen(KqlResultScreen(query, error=e, now=self.clock()))
             return
         except (ConnectFailed, ArmHttpError) as e:
             self._set_status(self._idle_status())
@@ -926,7 +928,7 @@ class WsamApp(App[None]):
     def work_running(self) -> bool:
         return self.refreshing
 
-    async def action_quit(self) -> None:
+    def action_quit(self) -> None:  # type: ignore[override]  (Textual's is async; a sync action is fine)
         if self.work_running():
             def answer(yes: bool | None) -> None:
                 if yes:

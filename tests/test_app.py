@@ -1,0 +1,464 @@
+"""The console through Pilot: every binding and every `:` command, against the scenario fleet served by the
+simulator (tests/fleetbuilder.py: 17 servers the credential can see in two subscriptions, one subscription
+that refuses access)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+
+import pytest
+
+from tests.app_support import (
+    console_session,
+    fill_store,
+    fixed_clock,
+    loaded,
+    make_app,
+    notices,
+    refreshed,
+    wait_for,
+)
+from tests.fleetbuilder import SUB_A, SUB_B, scenario_fleet
+from wsam_tui.config import Settings
+from wsam_tui.fleet.model import Kind, State
+from wsam_tui.inventory import Inventory
+from wsam_tui.store.cache import Store
+from wsam_tui.ui.app import ACTIONS, ConfirmScreen, WsamApp
+from wsam_tui.ui.command import CommandLine
+from wsam_tui.ui.details import DetailsPane
+from wsam_tui.ui.help import HelpScreen
+from wsam_tui.ui.kql_view import KqlResultScreen
+from wsam_tui.ui.pickers import ScopePicker
+
+SIZE = (200, 50)
+
+
+@pytest.fixture
+async def world(tmp_path, make_sim):
+    """A running simulator, a store filled from it, and the clock five minutes after the fetch."""
+    running = make_sim(scenario_fleet(), throttle=False, graph_quota=False)
+    newest = await fill_store(running, tmp_path / "store", allow_failures=True)
+    store = Store(tmp_path / "store")
+    expected = Inventory(store).load()
+    store.close()
+    return running, tmp_path / "store", fixed_clock(newest), expected.servers
+
+
+def app_for(world, **kwargs) -> WsamApp:
+    running, store_dir, clock, _ = world
+    session = console_session(store_dir, running, readonly=kwargs.pop("readonly", False),
+                              offline=kwargs.pop("offline", False))
+    return make_app(session, clock=clock, **kwargs)
+
+
+def header(app: WsamApp) -> str:
+    return str(app.query_one("#header").render())
+
+
+def status(app: WsamApp) -> str:
+    return str(app.query_one("#status").render())
+
+
+def shown_names(app: WsamApp) -> list[str]:
+    return [app.servers[i].name for i in app.table.view]
+
+
+async def type_command(pilot, text: str) -> None:
+    await pilot.press("colon", *text, "enter")
+    await pilot.pause()
+
+
+# ---- start, header ------------------------------------------------------------------------------
+
+
+async def test_start_paints_the_cache_with_counts_scope_and_age(world):
+    _, _, _, servers = world
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        assert app.total == len(servers) == 17
+        assert sorted(shown_names(app)) == sorted(s.name for s in servers)
+        text = header(app)
+        assert "17 shown · 0 marked · 17 total" in text
+        assert "1 tenant · 3 subscriptions" in text and "online" in text and "data 5 min ago" in text
+        assert app.table.has_focus
+
+
+async def test_readonly_says_so_in_the_header(world):
+    app = app_for(world, readonly=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        assert "READ-ONLY" in header(app)
+
+
+async def test_a_second_start_paints_the_saved_rows_before_deriving(world):
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+    seen: list[int] = []
+
+    class Watching(WsamApp):
+        def _apply_rows(self, data, meta) -> None:
+            super()._apply_rows(data, meta)
+            seen.append(self.table.row_count)
+
+    running, store_dir, clock, _ = world
+    again = Watching(console_session(store_dir, running), Settings(), now=lambda: clock, refresh_on_start=False)
+    async with again.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        assert seen == [17]  # the last session's rows were on screen before the index existed
+        assert again.total == 17
+
+
+# ---- filter ---------------------------------------------------------------------------------------
+
+
+async def test_slash_filters_as_you_type_and_errors_stay_in_the_bar(world):
+    _, _, _, servers = world
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("slash", *"kind:arc")
+        await pilot.pause()
+        arcs = sorted(s.name for s in servers if s.kind is Kind.ARC)
+        assert sorted(shown_names(app)) == arcs and app.shown == len(arcs) == 7
+        await pilot.press(*" (")  # unbalanced: an error, the last good filter stays
+        await pilot.pause()
+        error = str(app.query_one("#filter-error").render())
+        assert "column" in error and sorted(shown_names(app)) == arcs
+        for _ in range(2):
+            await pilot.press("backspace")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.table.has_focus and "filter: kind:arc" in header(app)
+        assert str(app.query_one("#filter-error").render()) == ""
+
+
+async def test_escape_leaves_the_filter_bar_keeping_the_filter(world):
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("slash", *"web-0", "escape")
+        await pilot.pause()
+        assert app.table.has_focus and app.shown == 6
+
+
+# ---- marks, sort, gaps ------------------------------------------------------------------------------
+
+
+async def test_space_a_and_u_mark_and_marks_survive_filter_and_refresh(world):
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        first = app.table.highlighted_id
+        await pilot.press("space")
+        await pilot.pause()
+        assert app.table.marks == {first} and app.marked == 1 and "1 marked" in header(app)
+        await pilot.press("slash", *"kind:arc", "enter", "a")
+        await pilot.pause()
+        assert app.marked == 1 + 7 and len(app.table.marks) == 8
+        await pilot.press("r")
+        await refreshed(pilot)
+        assert len(app.table.marks) == 8 and app.shown == 7  # refresh: same marks, same filter
+        await pilot.press("u")
+        await pilot.pause()
+        assert app.marked == 0 and not app.table.marks
+
+
+async def test_s_sorts_by_the_next_column_and_S_reverses(world):
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("s")
+        await pilot.pause()
+        assert app.index.sort_key == "kind"
+        kinds = [app.servers[i].kind for i in app.table.view]
+        assert kinds == sorted(kinds, key=lambda k: k.value)
+        await pilot.press("S")
+        await pilot.pause()
+        assert app.index.descending
+        assert [app.servers[i].kind for i in app.table.view] == sorted(kinds, key=lambda k: k.value, reverse=True)
+
+
+async def test_x_toggles_the_gap_view(world):
+    _, _, _, servers = world
+    app = app_for(world)
+    gaps = {s.name for s in servers
+            if any(c.state in (State.OFF, State.PARTIAL) for c in s.capabilities.values())}
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("x")
+        await pilot.pause()
+        assert set(shown_names(app)) == gaps and "(gaps)" in header(app)
+        await pilot.press("x")
+        await pilot.pause()
+        assert app.shown == 17
+
+
+# ---- details -------------------------------------------------------------------------------------
+
+
+async def test_d_opens_details_that_follow_the_cursor_and_enter_reads_arm(world):
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        pane = app.query_one(DetailsPane)
+        await pilot.press("d")
+        first = app.by_id[app.table.highlighted_id].name
+        await wait_for(pilot, lambda: first in pane.text and "from the cache" in pane.text, what="cached details")
+        await pilot.press("j")
+        second = app.by_id[app.table.highlighted_id].name
+        await wait_for(pilot, lambda: pane.text.startswith(second), what="details to follow the cursor")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "fresh from ARM" in pane.text, what="fresh details")
+        assert pane.has_focus
+        await pilot.press("tab")
+        assert app.table.has_focus
+        await pilot.press("tab")
+        assert pane.has_focus
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not pane.has_class("-open") and app.table.has_focus
+
+
+async def test_details_offline_come_from_the_cache(world):
+    app = app_for(world, offline=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("enter")
+        pane = app.query_one(DetailsPane)
+        await wait_for(pilot, lambda: "from the cache" in pane.text, what="cached details")
+        assert "fresh from ARM" not in pane.text
+
+
+# ---- refresh, quit -------------------------------------------------------------------------------
+
+
+async def test_r_refreshes_and_reports_the_refused_subscription(world):
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("r")
+        await refreshed(pilot)
+        assert "refreshed" in status(app)
+        assert any("Part of the fleet is unknown" in n and "403" in n for n in notices(app))
+
+
+async def test_q_quits_at_once_when_idle(world):
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("q")
+        await pilot.pause()
+        assert app._exit_renderables is not None or not app.is_running or app.return_code is not None
+
+
+async def test_q_asks_first_while_a_refresh_runs(tmp_path, make_sim):
+    running = make_sim(scenario_fleet(), throttle=False, graph_quota=False, latency_ms=400)
+    app = make_app(console_session(tmp_path / "store", running))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("r")
+        await pilot.pause()
+        assert app.refreshing
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen) and app.return_code is None
+        await pilot.press("q", "y")
+        await pilot.pause()
+        assert app.return_code == 0
+
+
+# ---- help, keymap, palette ---------------------------------------------------------------------------
+
+
+async def test_question_mark_lists_every_binding_with_its_action_id(world):
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        text = " ".join(str(w.render()) for w in app.screen.query("Static"))
+        for action in ACTIONS:
+            assert action.id in text
+        for table_action in ("servertable.cursor_down", "servertable.toggle_mark", "command_palette"):
+            assert table_action in text
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_keys_from_the_config_file_rebind_actions(world):
+    app = app_for(world, settings=Settings(keys={"mark_all": "A", "gaps": "f6"}))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("a")
+        await pilot.pause()
+        assert app.marked == 0  # a no longer marks all
+        await pilot.press("A")
+        await pilot.pause()
+        assert app.marked == 17
+        await pilot.press("f6")
+        await pilot.pause()
+        assert app.gap_view
+        rows = {action: keys for keys, action, _ in app.binding_rows()}
+        assert rows["mark_all"] == "A" and rows["gaps"] == "f6"
+
+
+async def test_the_command_palette_runs_console_actions(world):
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("ctrl+p", *"Gaps")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.gap_view, what="the palette to run the action")
+
+
+# ---- : commands -----------------------------------------------------------------------------------
+
+
+async def test_theme_command_switches_live_and_refuses_unknown_names(world):
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await type_command(pilot, "theme wsam-light")
+        assert app.theme == "wsam-light"
+        await type_command(pilot, "theme no-such-theme")
+        assert app.theme == "wsam-light"
+        assert any("No theme 'no-such-theme'" in n for n in notices(app))
+
+
+async def test_sort_gaps_filter_and_marks_commands(world):
+    _, _, _, servers = world
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await type_command(pilot, "sort coverage desc")
+        assert app.index.sort_key == "coverage" and app.index.descending
+        await type_command(pilot, "filter kind:vm")
+        assert app.shown == 10 and app.query_text == "kind:vm"
+        await type_command(pilot, "marks all")
+        assert app.marked == 10
+        await type_command(pilot, "marks none")
+        assert app.marked == 0
+        await type_command(pilot, "gaps monitor")
+        missing = {s.name for s in servers if s.capabilities["monitor"].state in (State.OFF, State.PARTIAL)}
+        assert app.query_text == "missing:monitor" and set(shown_names(app)) == missing
+        await type_command(pilot, "filter")
+        await type_command(pilot, "gaps")
+        assert app.gap_view
+
+
+async def test_export_command_writes_the_servers_shown(world, tmp_path):
+    app = app_for(world)
+    target = tmp_path / "out.csv"
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await type_command(pilot, "filter kind:arc")
+        await type_command(pilot, f"export csv {target}")
+        rows = list(csv.DictReader(io.StringIO(target.read_text(encoding="utf-8"))))
+        assert sorted(r["name"] for r in rows) == sorted(shown_names(app)) and len(rows) == 7
+        await type_command(pilot, f"export xml {target}")
+        assert any("Usage: :export" in n for n in notices(app))
+
+
+async def test_kql_command_online_offline_and_errors(world):
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await type_command(pilot, "kql resources | where type =~ 'microsoft.hybridcompute/machines' | count")
+        await wait_for(pilot, lambda: isinstance(app.screen, KqlResultScreen), what="the result screen")
+        screen = app.screen
+        assert screen.answer is not None and screen.answer.source == "Resource Graph"
+        assert screen.answer.rows[0]["Count"] == 7
+        await pilot.press("escape")
+        await type_command(pilot, "kql resources | where")
+        await wait_for(pilot, lambda: isinstance(app.screen, KqlResultScreen), what="the error screen")
+        assert app.screen.error is not None
+    offline = app_for(world, offline=True)
+    async with offline.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await type_command(pilot, "kql resources | where type =~ 'microsoft.hybridcompute/machines' | count")
+        await wait_for(pilot, lambda: isinstance(offline.screen, KqlResultScreen), what="the offline result")
+        assert offline.screen.answer.source == "cache" and offline.screen.answer.rows[0]["Count"] == 7
+
+
+async def test_subs_and_tenant_commands_change_the_scope(world):
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await type_command(pilot, "subs")
+        assert isinstance(app.screen, ScopePicker)
+        app.screen.chosen = {r.key for r in app.screen.rows if r.key.lower() == SUB_B}
+        await pilot.press("enter")
+        await refreshed(pilot)
+        assert app.session.info.subscriptions == (SUB_B,)
+        assert app.total == 3 and {s.subscription_id for s in app.servers} == {SUB_B}
+        await type_command(pilot, "tenant")
+        assert isinstance(app.screen, ScopePicker) and app.screen.tenants
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.session.info.subscriptions == (SUB_B,)
+    assert SUB_A  # the scenario's other subscription stayed out of scope
+
+
+async def test_refresh_help_and_quit_commands(world):
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await type_command(pilot, "refresh")
+        await refreshed(pilot)
+        await type_command(pilot, "help")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await type_command(pilot, "q")  # a unique prefix, as in k9s
+        assert app.return_code == 0
+
+
+async def test_unknown_command_stays_in_the_line_with_a_suggestion(world):
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("colon", *"thme wsam-light", "enter")
+        await pilot.pause()
+        line = app.query_one(CommandLine)
+        assert line.has_focus and line.error is not None and "theme" in str(line.error)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.table.has_focus
+
+
+# ---- the derivation child -------------------------------------------------------------------------------
+
+
+def test_the_snapshot_derived_in_a_child_equals_the_one_derived_here(world):
+    running, store_dir, _, servers = world
+    session = console_session(store_dir, running)
+    child = session.load()
+    session.derive_in_child = False
+    here = session.load()
+    session.close()
+    assert [s.id for s in child.servers] == [s.id for s in here.servers] == [s.id for s in servers]
+    assert [{k: c.state for k, c in s.capabilities.items()} for s in child.servers] == \
+           [{k: c.state for k, c in s.capabilities.items()} for s in here.servers]
+
+
+def test_a_failing_child_falls_back_with_a_notice(world, monkeypatch):
+    running, store_dir, _, servers = world
+    session = console_session(store_dir, running)
+
+    def broken(*args, **kwargs):
+        return subprocess.CompletedProcess(args, 1, b"", b"Traceback ...\nMemoryError\n")
+
+    monkeypatch.setattr("wsam_tui.session.subprocess.run", broken)
+    snapshot = session.load()
+    session.close()
+    assert len(snapshot.servers) == len(servers)
+    assert any("helper process failed (MemoryError)" in n for n in snapshot.notices)
