@@ -100,8 +100,8 @@ async def test_a_second_start_paints_the_saved_rows_before_deriving(world):
     seen: list[int] = []
 
     class Watching(WsamApp):
-        def _apply_rows(self, data, meta) -> None:
-            super()._apply_rows(data, meta)
+        def _apply_rows(self, data, meta, painted=None) -> None:
+            super()._apply_rows(data, meta, painted)
             seen.append(self.table.row_count)
 
     running, store_dir, clock, _ = world

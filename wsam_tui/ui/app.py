@@ -16,6 +16,7 @@ prefix that arrives late over SSH).
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -352,7 +353,9 @@ class WsamApp(App[None]):
             restored = load_rows(directory, console_columns(self.subscription_names, now=self.clock()),
                                  now=self.clock())
             if restored is not None:
-                self.call_from_thread(self._apply_rows, *restored)
+                painted = threading.Event()
+                self.call_from_thread(self._apply_rows, *restored, painted)
+                painted.wait(timeout=2)  # let the first frame out before the derivation competes for the CPU
         snapshot = self.session.load()
         names = {str(s.get("subscriptionId", "")).lower(): clean_text(s.get("displayName") or s.get("subscriptionId"))
                  for s in snapshot.subscriptions}
@@ -370,8 +373,10 @@ class WsamApp(App[None]):
             self.call_from_thread(self.notify, clean_text(f"Cannot save the table rows for a fast start: {e}"),
                                   severity="warning", markup=False)
 
-    def _apply_rows(self, data: TableData, meta: dict) -> None:
+    def _apply_rows(self, data: TableData, meta: dict, painted: threading.Event | None = None) -> None:
         """The last session's rows, until the snapshot is derived (filter and details wait for it)."""
+        if painted is not None:
+            self.call_after_refresh(painted.set)
         if self.index is not None:
             return
         subs = [s for s in meta.get("subscriptions") or [] if isinstance(s, dict)]

@@ -83,6 +83,8 @@ def _restore(doc: dict, columns: Sequence[ColumnSpec], glyphs: Mapping[State, st
         return None
     if doc["glyphs"] != [glyphs[s] for s in g.STATES]:
         return None
+    if not doc["ids"].replace("\n", "").isprintable():
+        return None
     ids = doc["ids"].split("\n") if doc["ids"] else []
     n = len(ids)
     widths: dict[str, int] = {k: int(v) for k, v in doc["widths"].items()}
@@ -104,8 +106,6 @@ def _restore(doc: dict, columns: Sequence[ColumnSpec], glyphs: Mapping[State, st
     if len(states_blob) != n * cap_count or (states_blob and max(states_blob) >= len(g.STATES)):
         return None
     states = [states_blob[i * cap_count:(i + 1) * cap_count] for i in range(n)]
-    if not all(i.isprintable() for i in ids):
-        return None
     cells_by_row = list(zip(*by_column, strict=True)) if by_column else [()] * n
     layout = TableData._layout(columns, widths, glyphs)
     data = TableData(tuple(columns), layout, ids, {sid: i for i, sid in enumerate(ids)}, cells_by_row, states, glyphs)
