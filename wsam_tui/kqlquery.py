@@ -15,6 +15,8 @@ throttling past the retries, no network) raise ``ArmHttpError``. No Textual here
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -211,10 +213,24 @@ OFFLINE_TABLES = (
 )
 
 
+@contextlib.contextmanager
+def _collector_paused():
+    """Building a table allocates a dict per cached resource and none of them is garbage: at 50,000 servers
+    the cyclic collector's passes over them took two thirds of an offline query (5 s of 7)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def offline_tables(store: Store, subscriptions: Sequence[str] = ()) -> dict[str, list[dict]]:
     """ARG-like tables built from the cached rows of ``subscriptions`` (all cached ones when empty)."""
     fleet = _CachedFleet(store, subscriptions)
-    return {name: build() for name, build in fleet.builders().items()}
+    with _collector_paused():
+        return {name: build() for name, build in fleet.builders().items()}
 
 
 def run_offline(store: Store, query: str, *, subscriptions: Sequence[str] = (), limit: int = DEFAULT_LIMIT,
@@ -224,15 +240,17 @@ def run_offline(store: Store, query: str, *, subscriptions: Sequence[str] = (), 
     _check_limit(limit)
     fleet = _CachedFleet(store, subscriptions)
     try:
-        result = kql.run(query, fleet.builders(), now=now)
+        with _collector_paused():
+            result = kql.run(query, fleet.builders(), now=now)
+            as_of = min(fleet.used, default=None)
+            del fleet  # the cached rows go while the collector is off: none of them is left for it to scan
     except KqlError as e:
         if e.code == "UnknownTable":
             e.message += f" (the offline cache has: {', '.join(OFFLINE_TABLES)})"
         raise
     notes = [clean_text(f"{m.source} of subscription {m.subscription}: not in the cache ({m.error})", limit=300)
              for m in store.manifests(subscriptions or None) if m.fetched_at is None and m.error]
-    return _answer(result.columns, result.rows, SOURCE_CACHE, min(fleet.used, default=None), limit,
-                   total=len(result.rows), notes=notes)
+    return _answer(result.columns, result.rows, SOURCE_CACHE, as_of, limit, total=len(result.rows), notes=notes)
 
 
 # ---- online: Resource Graph ----------------------------------------------------------------------
