@@ -295,11 +295,11 @@ class WsamApp(App[None]):
         state, colour = self._state_text()
         oldest = self.data_oldest
         age = f"data {age_text(oldest, self.clock())}" if oldest else "no data yet"
+        # Most telling first: on a narrow terminal the end of the line is what gets cut.
         parts: list[Content] = [
             Content.styled("wsam-tui", "bold"),
-            _plain(self.session.info.source),
-            Content(self._scope_text()),
             Content.styled(state, colour),
+            Content(f"{self.shown:,} shown · {self.marked:,} marked · {self.total:,} total"),
             Content(age),
         ]
         if self.session.info.readonly:
@@ -307,7 +307,7 @@ class WsamApp(App[None]):
         filter_text = " ".join(t for t in (self.query_text, "(gaps)" if self.gap_view else "") if t)
         if filter_text:
             parts.append(Content("filter: ") + _plain(filter_text[:60]))
-        parts.append(Content(f"{self.shown:,} shown · {self.marked:,} marked · {self.total:,} total"))
+        parts += [_plain(self.session.info.source), Content(self._scope_text())]
         self.query_one(HeaderBar).update(Content(" │ ").join(parts))
 
     def _set_status(self, text: str, *, problem: bool = False) -> None:
