@@ -137,3 +137,15 @@ async def test_enter_in_the_filter_returns_to_the_list():
         assert isinstance(app.focused, OptionList) and app.results == []
         await pilot.press("space", "enter")
         assert app.results == [[IDS[0], IDS[1]]]
+
+
+async def test_malformed_subscription_lists_do_not_break_the_picker():
+    messy = [SUBS[0], dict(SUBS[0]), {"subscriptionId": IDS[1]}, {"displayName": "no id"}, {"subscriptionId": None}, "not a dict"]
+    for tenants in (False, True):
+        picker = ScopePicker(messy, None, tenants=tenants)
+        app = Host(picker)
+        async with app.run_test(size=(170, 30)) as pilot:
+            await pilot.pause()
+            assert len(prompts(picker)) == 2, "the repeat and the rows without an id are left out"
+            await pilot.press("down", "space", "enter")
+            assert app.results == [[IDS[0]]], "a subscription without a tenant is a tenant row of its own"

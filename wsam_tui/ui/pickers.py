@@ -115,12 +115,27 @@ class ScopePicker(ModalScreen[list[str] | None]):
         super().__init__(**kwargs)
         servers = servers or {}
         self.tenants = tenants
-        self.order = [clean_text(s.get("subscriptionId")) for s in subscriptions if clean_text(s.get("subscriptionId"))]
+        subscriptions = self._distinct(subscriptions)
+        self.order = [clean_text(s.get("subscriptionId")) for s in subscriptions]
         self.rows = (tenant_rows(subscriptions, servers, tenant_names or {}) if tenants
                      else subscription_rows(subscriptions, servers))
         in_scope = self._initial_scope(subscriptions, selected)
         self.chosen: set[str] = {r.key for r in self.rows if {s.lower() for s in r.subscriptions} <= in_scope}
         self.shown: list[ScopeRow] = list(self.rows)
+        # Option ids by position: keys come from ARM and may be empty (a subscription without a tenant).
+        self._option_ids = {r.key: f"row-{i}" for i, r in enumerate(self.rows)}
+
+    @staticmethod
+    def _distinct(subscriptions: Sequence[Mapping]) -> list[Mapping]:
+        """Subscriptions with an id, each once (ARM data: a repeat or a missing id must not break the list)."""
+        seen: set[str] = set()
+        out = []
+        for s in subscriptions:
+            sid = clean_text(s.get("subscriptionId")).lower() if isinstance(s, Mapping) else ""
+            if sid and sid not in seen:
+                seen.add(sid)
+                out.append(s)
+        return out
 
     def _initial_scope(self, subscriptions: Sequence[Mapping], selected: Sequence[str]) -> set[str]:
         if not selected:
@@ -151,7 +166,7 @@ class ScopePicker(ModalScreen[list[str] | None]):
         words = self.query_one("#scope-filter", Input).value.lower().split()
         self.shown = [r for r in self.rows if all(w in r.haystack for w in words)]
         options = self.query_one(OptionList)
-        options.set_options(Option(self._prompt(r), id=r.key) for r in self.shown)
+        options.set_options(Option(self._prompt(r), id=self._option_ids[r.key]) for r in self.shown)
         if self.shown:
             options.highlighted = 0
         self._show_status()
@@ -178,7 +193,7 @@ class ScopePicker(ModalScreen[list[str] | None]):
     def _redraw(self, rows: Sequence[ScopeRow]) -> None:
         options = self.query_one(OptionList)
         for row in rows:
-            options.replace_option_prompt(row.key, self._prompt(row))
+            options.replace_option_prompt(self._option_ids[row.key], self._prompt(row))
         self._show_status()
 
     def action_toggle(self) -> None:
