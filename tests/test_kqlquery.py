@@ -224,3 +224,16 @@ async def test_hostile_strings_stay_data(make_sim, tmp_path):
         assert HOSTILE in names, "the tables keep the raw value, so queries match what ARG matches"
     finally:
         await conn.close()
+
+
+async def test_a_malformed_resource_graph_answer_is_a_clear_error(make_sim):
+    from wsam_tui.arm.transport import ArmHttpError
+
+    running = make_sim(scenario_fleet(), throttle=False, graph_quota=False, faults="malformed:1/POST")
+    conn = await connection(running)
+    try:
+        with pytest.raises(ArmHttpError) as info:
+            await run_online(conn.transport, "resources | count", VISIBLE)
+        assert info.value.code == "MalformedResponse"
+    finally:
+        await conn.close()
