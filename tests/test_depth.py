@@ -111,6 +111,17 @@ async def test_a_rule_in_another_subscription_serves_the_machine(make_sim, tmp_p
     assert monitor.state is State.ON and "VM insights (performance)" in monitor.summary, monitor
 
 
+async def test_a_source_the_last_refresh_could_not_read_is_named_and_its_older_rows_stay(scenario_sim, tmp_path):
+    conn, inventory = await refreshed(scenario_sim, tmp_path)
+    await conn.close()
+    before = cached_view(inventory, vm_id("web-01"))
+    inventory.store.put_error(SUB_A, Source.PATCH.value, "HTTP 429 RateLimiting: \x1b]0;x\x07too many", tenant=TENANT)
+    after = cached_view(inventory, vm_id("web-01"))
+    assert after.errors == {Source.PATCH: "HTTP 429 RateLimiting: too many"}
+    assert after.server.capabilities["updates"] == before.server.capabilities["updates"]
+    assert after.server.capabilities["updates"].state is not State.UNKNOWN
+
+
 async def test_cached_view_follows_a_refresh(scenario_sim, tmp_path):
     """The subscription index is reused between views and read again once a refresh rewrote the store."""
     conn, inventory = await refreshed(scenario_sim, tmp_path)

@@ -135,6 +135,9 @@ async def test_row_at_once_then_the_view_with_evidence_and_age():
         shown = screen_text(app)
         assert "as of 11:18:00 UTC — from the cache, 42 min old" in shown
         assert "42 min ago" in shown and "3 s ago" not in shown and "Could not read" not in shown
+        pane.show_view(replace(cached(), errors={Source.POLICY: "HTTP 429 RateLimiting: try later"}), now=NOW)
+        await pilot.pause()
+        assert "The last refresh could not read\n  policy: HTTP 429 RateLimiting: try later" in screen_text(app)
 
 
 @pytest.mark.asyncio

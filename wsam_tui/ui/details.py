@@ -167,7 +167,8 @@ class DetailsPane(VerticalScroll, can_focus=True):
         if self.loading_line:
             out.append(_P(body=Content.styled("loading … (evidence and fresh state from ARM)", WARNING)))
         if view is not None and view.errors:
-            out += _heading("Could not read")
+            # From the cache these are the last refresh's failures: the rows shown, if any, are older.
+            out += _heading("Could not read" if view.source == "arm" else "The last refresh could not read")
             out.extend(_P(Content("  "), Content.assemble((f"{source.value}: ", "bold"), _t(reason)), hang=4)
                        for source, reason in sorted(view.errors.items()))
         out += self._properties(server)
