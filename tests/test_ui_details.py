@@ -63,16 +63,17 @@ def cached(raw: RawServer | None = None) -> ServerView:
 
 
 class PaneApp(App):
-    def __init__(self, setup=None) -> None:
+    def __init__(self, setup=None, glyph_set=glyphs.UNICODE) -> None:
         super().__init__()
         self.setup = setup
+        self.glyph_set = glyph_set
         self.pwned = False
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(VARIABLE_DEFAULTS)
 
     def compose(self) -> ComposeResult:
-        yield DetailsPane(id="details")
+        yield DetailsPane(id="details", glyphs=self.glyph_set)
 
     def on_mount(self) -> None:
         if self.setup is not None:
@@ -160,6 +161,17 @@ async def test_an_error_keeps_what_is_shown_and_clear_empties_the_pane():
         pane.clear("No server highlighted")
         await pilot.pause()
         assert screen_text(app).strip() == "No server highlighted"
+
+
+@pytest.mark.asyncio
+async def test_ascii_glyphs_for_terminals_that_draw_shapes_badly():
+    app = PaneApp(lambda pane: pane.show_view(fresh(), now=NOW), glyph_set=glyphs.ASCII)
+    async with app.run_test(size=(100, 120)) as pilot:
+        await pilot.pause()
+        shown = screen_text(app)
+        assert "  ~ partial        Tags — " in shown and "  ? unknown        Azure Backup" in shown
+        assert "  + on             Run Command" in shown and "  - off            Azure Site Recovery" in shown
+        assert not any(ch in shown for ch in "●◐○")
 
 
 @pytest.mark.asyncio
