@@ -37,7 +37,7 @@ from ..fleet.model import Kind, clean_text
 from .audit import AuditLog, principal_from_token
 from .catalog import HIDDEN, Call, action
 from .gate import ReadOnlyError, WriteGate
-from .journal import JobRecord, JobWriter, Journal, TargetRecord, scrub
+from .journal import JobRecord, JobWriter, Journal, TargetRecord, now_iso, scrub
 from .plan import Plan
 
 log = logging.getLogger("wsam_tui.ops")
@@ -84,7 +84,12 @@ class _Bucket:
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.refill)
         self.updated = now
 
+    def _peek(self) -> float:
+        return min(self.capacity, self.tokens + (time.monotonic() - self.updated) * self.refill)
+
     async def take(self, on_wait: Callable[[float], None], sleep: Callable[[float], Any]) -> None:
+        if self._peek() < 1:  # every target queued behind a spent bucket shows as waiting, not just the first
+            on_wait((1 - self._peek()) / self.refill)
         async with self.lock:
             self._refresh()
             if self.tokens < 1:
@@ -253,6 +258,7 @@ class Engine:
     def _finish(self, live: _Live, t: TargetRecord, state: TargetState, *, code: str = "", message: str = "",
                 output: dict | None = None, result: Any = None, resource: dict | None = None) -> None:
         t.state, t.code, t.message = state.value, clean_text(code, limit=200), clean_text(message, limit=2000)
+        t.ended = now_iso()
         t.output, t.result = output, scrub(result) if result is not None else None
         live.writer.append({"t": "done", "target": t.target.id, "state": t.state, "code": t.code, "message": t.message,
                             "output": output, "result": t.result, "retries": t.retries, "requestId": t.request_id,
@@ -348,6 +354,7 @@ class Engine:
                                     "path": public.path})
                 await live.writer.durable()  # on disk before the request leaves
                 t.in_doubt = True
+                t.started = t.started or now_iso()
                 self._set(live, t, TargetState.RUNNING)
                 try:
                     resp = await self.gate.send(call.method, call.path, api_version=call.api_version, body=call.body,
@@ -399,7 +406,10 @@ class Engine:
         after = retry_after_seconds(resp.headers)
         op_url = resp.headers.get("Azure-AsyncOperation", "")
         location = resp.headers.get("Location", "")
-        body = parse_json(resp, call.method, call.path) if resp.content else None
+        try:
+            body = parse_json(resp, call.method, call.path) if resp.content else None
+        except ArmHttpError:  # accepted with a damaged body: what to follow is in the headers
+            body = None
         if call.track == "sync":
             t.poll = {"mode": "done"}
             self._accept(live, t, t.poll)
@@ -417,6 +427,12 @@ class Engine:
                 t.poll = {"mode": "done"}
                 self._accept(live, t, t.poll)
                 self._finish(live, t, TargetState.SUCCEEDED, result=body)
+                return
+            if not op_url and not location:
+                t.poll = {"mode": "done"}
+                self._accept(live, t, t.poll)
+                self._finish(live, t, TargetState.SUCCEEDED, message=f"accepted (HTTP {resp.status_code}); "
+                             "ARM named no operation to follow", result=body)
                 return
             t.poll = {"mode": "operation", "op": op_url, "location": location, "after": after if after is not None else 1.0}
         self._accept(live, t, t.poll)
