@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -120,6 +121,27 @@ async def test_a_source_the_last_refresh_could_not_read_is_named_and_its_older_r
     assert after.errors == {Source.PATCH: "HTTP 429 RateLimiting: too many"}
     assert after.server.capabilities["updates"] == before.server.capabilities["updates"]
     assert after.server.capabilities["updates"].state is not State.UNKNOWN
+
+
+async def test_two_threads_asking_at_once_index_the_subscription_once(scenario_sim, tmp_path):
+    """The console's cursor worker and a fresh read's cache read may ask at the same time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    conn, inventory = await refreshed(scenario_sim, tmp_path)
+    await conn.close()
+    reads: list[tuple[str, str]] = []
+    rows = inventory.store.rows
+
+    def counted(subscription, source, *args):
+        reads.append((subscription, source))
+        time.sleep(0.01)  # a slow disk: the other threads arrive while the first is indexing
+        return rows(subscription, source, *args)
+
+    inventory.store.rows = counted
+    with ThreadPoolExecutor(4) as pool:
+        views = list(pool.map(lambda name: cached_view(inventory, vm_id(name)), ["web-00", "web-01", "web-02", "web-03"]))
+    assert [v.server.name for v in views] == ["web-00", "web-01", "web-02", "web-03"]
+    assert reads and len(reads) == len(set(reads)), reads
 
 
 async def test_cached_view_follows_a_refresh(scenario_sim, tmp_path):

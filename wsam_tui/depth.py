@@ -125,7 +125,7 @@ class SubscriptionCache:
         self.inventory = inventory
         self.keep = keep
         self._entries: dict[str, _Indexed] = {}
-        self._lock = threading.Lock()  # the console reads the cache from worker threads
+        self._lock = threading.Lock()
 
     def get(self, subscription: str) -> _Indexed | None:
         """The subscription's index, read again from the store when its manifests changed; None when the
@@ -145,16 +145,14 @@ class SubscriptionCache:
                 manifests.append((source, m))
         signature = tuple(sorted((m.subscription, m.source, m.fetched_at, m.chunks, m.error,
                                   str(getattr(m, "generation", ""))) for _, m in manifests))
+        # One lock around the check and the indexing: the console's cursor worker and a fresh read may ask
+        # for the same subscription at once, and one of them then waits for the other's index.
         with self._lock:
             entry = self._entries.pop(subscription, None)
-            if entry is not None and entry.signature == signature:
-                self._entries[subscription] = entry  # most recently used last
-                return entry
-        tenants = {sid: clean_text(s.get("tenantId") or "") for sid, s in zip(subs, meta, strict=True)}
-        entry = self._index(subscription, manifests, signature, tenants)
-        with self._lock:
-            self._entries.pop(subscription, None)
-            self._entries[subscription] = entry
+            if entry is None or entry.signature != signature:
+                tenants = {sid: clean_text(s.get("tenantId") or "") for sid, s in zip(subs, meta, strict=True)}
+                entry = self._index(subscription, manifests, signature, tenants)
+            self._entries[subscription] = entry  # most recently used last
             while len(self._entries) > self.keep:
                 self._entries.pop(next(iter(self._entries)))
         return entry
