@@ -163,6 +163,15 @@ async def test_an_error_keeps_what_is_shown_and_clear_empties_the_pane():
         assert screen_text(app).strip() == "No server highlighted"
 
 
+def test_a_pane_not_mounted_yet_keeps_what_it_is_given():
+    pane = DetailsPane()
+    pane.show_row(table_row(), now=NOW)
+    pane.show_view(fresh(), now=NOW)
+    pane.show_error(None, "ARM unreachable: showing the cache")
+    assert pane.text.startswith("! ARM unreachable: showing the cache\nweb-00\n")
+    assert "as of 11:59:57 UTC — fresh from ARM" in pane.text
+
+
 @pytest.mark.asyncio
 async def test_ascii_glyphs_for_terminals_that_draw_shapes_badly():
     app = PaneApp(lambda pane: pane.show_view(fresh(), now=NOW), glyph_set=glyphs.ASCII)

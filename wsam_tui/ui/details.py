@@ -105,14 +105,14 @@ class DetailsPane(VerticalScroll, can_focus=True):
 
     def show_row(self, server: Server, *, loading: bool = True, now: datetime | None = None) -> None:
         """What the table's record knows, at once; with ``loading`` a visible "loading …" line."""
-        if self.server is None or server.id != self.server.id:
+        if self.is_mounted and (self.server is None or server.id != self.server.id):
             self.scroll_home(animate=False)
         self.server, self.view, self.loading_line, self.problem, self.now = server, None, loading, None, now
         self._update()
 
     def show_view(self, view: ServerView, *, now: datetime | None = None) -> None:
         """The server in depth: evidence, where it came from and how old it is, the sources that failed."""
-        if self.server is None or view.server.id != self.server.id:
+        if self.is_mounted and (self.server is None or view.server.id != self.server.id):
             self.scroll_home(animate=False)
         self.server, self.view, self.loading_line, self.problem, self.now = view.server, view, False, None, now
         self._update()
