@@ -18,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +68,15 @@ async def run(size: int, views: int) -> None:
                 print(f"cached_view: first {cold * 1000:.0f} ms (reads the subscription from the store); then "
                       f"median {statistics.median(times) * 1000:.2f} ms, p95 {times[int(len(times) * 0.95)] * 1000:.2f} ms, "
                       f"max {times[-1] * 1000:.2f} ms over {len(times)} servers")
-                print(f"peak RSS {rss_mb():.0f} MB (before the views: {before:.0f} MB)")
+                print(f"peak RSS {rss_mb():.0f} MB (before the views: {before:.0f} MB; the simulator's fleet and "
+                      f"the whole-fleet load are in this process too)")
+                # The index's own memory: a second inventory on the same store indexes the subscription again.
+                again = Inventory(inventory.store)
+                tracemalloc.start()
+                cached_view(again, ids[0])
+                held, peak = tracemalloc.get_traced_memory()
+                tracemalloc.stop()
+                print(f"indexing the subscription: peak {peak / 1e6:.0f} MB allocated, {held / 1e6:.0f} MB held after")
 
                 t0 = time.perf_counter()
                 fresh = await fresh_view(inventory, conn.transport, ids[0])
