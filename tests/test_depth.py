@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.fleetbuilder import SUB_A, SUB_B, SUB_DENIED, TENANT, arc_id, scenario_fleet, vm, vm_id
+from tests.fleetbuilder import SUB_A, SUB_B, SUB_DENIED, TENANT, arc_id, extension, scenario_fleet, vm, vm_id
 from wsam_tui.arm.transport import ArmHttpError
 from wsam_tui.depth import ServerView, cached_view, fresh_view, subscription_cache
 from wsam_tui.fleet.model import Source, State
@@ -281,6 +281,41 @@ async def test_a_server_the_cache_does_not_hold(make_sim, tmp_path):
     assert alone.server.capabilities["siterecovery"].unknown_reason == "siterecovery: not fetched"
     for view_ in (view, alone):
         assert view_.server.capabilities["extensions"].state is State.OFF  # read fresh: none installed
+
+
+async def test_a_server_created_since_the_refresh_still_knows_the_sentinel_workspaces(make_sim, tmp_path):
+    """Sentinel is on when security events flow to a workspace with the Sentinel solution: ARM's depth
+    reads give the rule, only the cache knows which workspaces have Sentinel."""
+    fleet = scenario_fleet()
+    mon = f"/subscriptions/{SUB_B}/resourceGroups/rg-sec"
+    ws = f"{mon}/providers/Microsoft.OperationalInsights/workspaces/law-sec"
+    rule = f"{mon}/providers/Microsoft.Insights/dataCollectionRules/dcr-security"
+    fleet["resources"] += [
+        {"id": ws, "name": "law-sec", "type": "Microsoft.OperationalInsights/workspaces", "location": "westeurope",
+         "properties": {"provisioningState": "Succeeded"}},
+        {"id": f"{mon}/providers/Microsoft.OperationsManagement/solutions/SecurityInsights(law-sec)",
+         "name": "SecurityInsights(law-sec)", "type": "Microsoft.OperationsManagement/solutions", "location": "westeurope",
+         "plan": {"name": "SecurityInsights(law-sec)", "publisher": "Microsoft", "product": "OMSGallery/SecurityInsights"},
+         "properties": {"workspaceResourceId": ws, "provisioningState": "Succeeded"}},
+        {"id": rule, "name": "dcr-security", "type": "Microsoft.Insights/dataCollectionRules", "location": "westeurope",
+         "properties": {"dataFlows": [{"streams": ["Microsoft-SecurityEvent"], "destinations": ["sec"]}],
+                        "destinations": {"logAnalytics": [{"name": "sec", "workspaceResourceId": ws}]}}},
+    ]
+    running = make_sim(fleet, throttle=False, graph_quota=False)
+    conn, inventory = await refreshed(running, tmp_path)
+    newcomer = vm("web-new")
+    try:
+        running.sim.state.put(newcomer)
+        running.sim.state.put(extension(newcomer, AMA, "Microsoft.Azure.Monitor", AMA, version="1.22"))
+        running.sim.state.put({"id": f"{newcomer['id']}/providers/Microsoft.Insights/dataCollectionRuleAssociations/a1",
+                               "name": "a1", "type": "Microsoft.Insights/dataCollectionRuleAssociations",
+                               "properties": {"dataCollectionRuleId": rule}})
+        view = await fresh_view(inventory, conn.transport, newcomer["id"])
+    finally:
+        await conn.close()
+    sentinel = view.server.capabilities["sentinel"]
+    assert sentinel.state is State.ON, sentinel
+    assert "Sentinel workspace law-sec" in sentinel.summary
 
 
 async def test_no_secret_reaches_a_view(scenario_sim, tmp_path):

@@ -85,12 +85,12 @@ class _Indexed:
     oldest: datetime | None  # the oldest fetch time of this subscription's sources
     errors: Mapping[Source, str]  # sources whose last refresh failed (their rows, if any, are older)
 
-    def rows_for(self, machine_id: str) -> dict[Source, list[dict]] | None:
-        packed = self.by_machine.get(machine_id)
-        if packed is None:
-            return None
+    def rows_for(self, machine_id: str) -> dict[Source, list[dict]]:
+        """The rows that name this machine and the common ones (those alone when the machine is not cached:
+        a server created since the refresh still gets its subscription's rules and Sentinel workspaces)."""
         rows = {source: list(rows) for source, rows in self.common.items()}
-        for source, found in _unpack(packed).items():
+        packed = self.by_machine.get(machine_id)
+        for source, found in (_unpack(packed) if packed is not None else {}).items():
             rows.setdefault(source, []).extend(found)
         return rows
 
@@ -216,8 +216,8 @@ def _cached(inventory: Inventory, server_id: str, now: datetime) -> tuple[_Index
     and the context to derive them, as ``Inventory.load`` builds it."""
     subscription = subscription_of({"id": server_id})
     entry = subscription_cache(inventory).get(subscription) if subscription else None
-    rows = entry.rows_for(server_id.rstrip("/").lower()) if entry is not None else None
-    raws, context = assemble(rows or {}, sources=entry.statuses if entry is not None else {}, now=now,
+    rows = entry.rows_for(server_id.rstrip("/").lower()) if entry is not None else {}
+    raws, context = assemble(rows, sources=entry.statuses if entry is not None else {}, now=now,
                              required_tags=inventory.required_tags, stale_after_days=inventory.stale_after_days)
     tenants = entry.tenants if entry is not None else _tenants(inventory.store)
     return entry, (raws[0] if raws else None), dataclasses.replace(context, subscription_tenants=tenants)
