@@ -54,10 +54,10 @@ async def test_lists_subscriptions_with_their_details_and_hostile_names_literall
         lines = prompts(picker)
         assert len(lines) == 4
         assert lines[0].startswith("[x] Production") and IDS[0] in lines[0] and T1 in lines[0]
-        assert "12 servers" in lines[0] and lines[0].endswith("Enabled")
+        assert "12 servers  Enabled" in lines[0] and lines[0].endswith("tenant " + T1)
         assert lines[2].startswith("[x] " + HOSTILE), "the name is drawn as text; its title sequence is gone"
         assert "\x1b" not in lines[2] and "PWNED" not in lines[2]
-        assert lines[3].endswith("Disabled") and "0 servers" in lines[3]
+        assert "0 servers  Disabled" in lines[3]
         assert status(picker) == "4 subscriptions selected"
         await pilot.click(OptionList, offset=(6, 2))
         await pilot.pause()
@@ -149,3 +149,12 @@ async def test_malformed_subscription_lists_do_not_break_the_picker():
             assert len(prompts(picker)) == 2, "the repeat and the rows without an id are left out"
             await pilot.press("down", "space", "enter")
             assert app.results == [[IDS[0]]], "a subscription without a tenant is a tenant row of its own"
+
+
+async def test_rows_stay_one_line_each_on_a_narrow_terminal():
+    picker = ScopePicker(SUBS, SERVERS)
+    app = Host(picker)
+    async with app.run_test(size=(90, 30)) as pilot:
+        await pilot.pause()
+        options = picker.query_one(OptionList)
+        assert options.virtual_size.height == options.option_count == 4, "a long row is cut, not wrapped"

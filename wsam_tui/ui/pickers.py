@@ -58,8 +58,9 @@ def subscription_rows(subscriptions: Sequence[Mapping], servers: Mapping[str, in
         tenant = clean_text(s.get("tenantId"))
         state = clean_text(s.get("state")) or "Enabled"
         count = servers.get(sid.lower(), 0)
-        label = (f"{_fit(name, NAME_WIDTH):<{NAME_WIDTH}} {sid:<{ID_WIDTH}} tenant {_fit(tenant, ID_WIDTH):<{ID_WIDTH}} "
-                 f"{_plural(count, 'server'):>13}  {state}")
+        # The tenant last: on a narrow terminal it is what gets cut (lines never wrap).
+        label = (f"{_fit(name, NAME_WIDTH):<{NAME_WIDTH}} {sid:<{ID_WIDTH}} {_plural(count, 'server'):>13}  "
+                 f"{_fit(state, 10):<10} tenant {tenant}")
         rows.append(ScopeRow(sid.lower(), label, f"{name} {sid} {tenant} {state}".lower(), (sid,)))
     return rows
 
@@ -95,7 +96,7 @@ class ScopePicker(ModalScreen[list[str] | None]):
     ScopePicker > #scope { width: 95%; max-width: 160; height: 80%; border: round $primary; background: $surface; padding: 0 1; }
     ScopePicker #scope-title { text-style: bold; height: 1; }
     ScopePicker #scope-filter { border: none; height: 1; padding: 0; margin-bottom: 1; }
-    ScopePicker #scope-list { height: 1fr; border: none; }
+    ScopePicker #scope-list { height: 1fr; border: none; text-wrap: nowrap; text-overflow: ellipsis; }
     ScopePicker #scope-status { height: 1; color: $text-muted; }
     ScopePicker #scope-status.-error { color: $text-error; text-style: bold; }
     """
