@@ -119,6 +119,27 @@ async def test_a_failing_script_and_a_machine_that_disconnects_after_planning(op
     assert "Disconnected" in done["fs-02"].message
 
 
+async def test_a_post_action_whose_operation_fails_reports_arms_code_and_message(ops, scenario_sim):
+    _, servers, engine = ops
+    state = scenario_sim.state
+    original = state.new_operation
+
+    def failing(**kw):
+        if kw["kind"] == "patch.install":
+            def complete(_state, op):
+                op.status = "Failed"
+                op.error = {"code": "PatchInstallationFailed", "message": "Windows Update service is disabled"}
+
+            kw["complete"] = complete
+        return original(**kw)
+
+    scenario_sim.call(lambda: setattr(state, "new_operation", failing))
+    _, done, _ = await run(engine, servers, ["web-01", "fs-01"], "patch.install")
+    for name in ("web-01", "fs-01"):
+        assert (done[name].state, done[name].code) == ("failed", "PatchInstallationFailed")
+        assert done[name].message == "Windows Update service is disabled"
+
+
 async def test_outputs_are_grouped_and_the_4096_byte_cut_is_flagged(ops):
     _, servers, engine = ops
     names = [f"web-0{i}" for i in range(6)]

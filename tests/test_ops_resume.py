@@ -116,4 +116,10 @@ def test_headless_usage_errors_send_nothing(make_sim, tmp_path, monkeypatch, cap
     assert main(["power", "start", *endpoint(running), "-q", "name:nothing-like-this", "--yes"]) == 4
     assert main(["run-command", *endpoint(running), "--all", "--script", "x", "--protected-parameter", "a=b"]) == 2
     assert main(["power", "restart", *endpoint(running), "--all", "--readonly", "--yes"]) == 1
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.toml").write_text('protected_subscriptions = ["Production"]\n')
+    assert main(["power", "restart", *endpoint(running), "-q", "name:web-00", "--yes"]) == 1
+    assert "add --confirm 1" in capsys.readouterr().err
     assert writes(running) == []
+    assert main(["power", "restart", *endpoint(running), "-q", "name:web-00", "--yes", "--confirm", "1"]) == 0
+    assert [e["path"].rsplit("/", 2)[-2:] for e in writes(running)] == [["web-00", "restart"]]

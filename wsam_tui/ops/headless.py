@@ -40,6 +40,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         p.add_argument("-q", "--filter", metavar="QUERY", help="choose servers with the / filter language (docs/filter.md)")
         p.add_argument("--all", action="store_true", help="every server in scope (instead of --filter)")
         p.add_argument("-y", "--yes", action="store_true", help="proceed without asking")
+        p.add_argument("--confirm", metavar="COUNT",
+                       help="with --yes, the number of targets: required when a target is in a protected subscription")
         p.add_argument("--readonly", action="store_true", help="plan only: the write gate refuses every write")
         p.add_argument("--concurrency", type=int, default=32, metavar="N", help="requests in flight at most (default 32)")
         add_connection_options(p)
@@ -226,8 +228,12 @@ def print_plan(p: Plan, out: TextIO) -> None:
     out.flush()
 
 
-def confirmed(p: Plan, yes: bool) -> bool:
+def confirmed(p: Plan, yes: bool, count: str | None = None) -> bool:
     if yes:
+        if any(t.protected for t in p.targets) and not p.confirmed_by(count or ""):
+            print(f"wsam-tui: nothing sent; targets in a protected subscription: add --confirm {p.confirm_text}",
+                  file=sys.stderr)
+            return False
         return True
     if not sys.stdin.isatty():
         print("wsam-tui: nothing sent; add --yes to proceed", file=sys.stderr)
@@ -411,7 +417,7 @@ async def _run_action(args: argparse.Namespace) -> int:
         if not p.targets:
             print("wsam-tui: nothing to do", file=sys.stderr)
             return EXIT_OK
-        if not confirmed(p, args.yes):
+        if not confirmed(p, args.yes, args.confirm):
             return EXIT_NOT_SENT
         engine = _engine(conn, args, readonly, len(p.targets))
         job = await engine.run(p, secrets=secrets_for(action_id, params))
