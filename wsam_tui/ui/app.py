@@ -15,6 +15,7 @@ prefix that arrives late over SSH).
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -194,7 +195,7 @@ class WsamApp(App[None]):
     #servers { width: 1fr; height: 1fr; }
     #details { width: 45%; min-width: 40; height: 1fr; display: none; border-left: solid $panel-lighten-1; }
     #details.-open { display: block; }
-    #command-line { dock: bottom; display: none; height: 1; }
+    #command-line { display: none; height: 1; }  /* in the flow above the footer: docked, the footer covered it */
     #command-line.-open { display: block; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -846,7 +847,7 @@ class WsamApp(App[None]):
         try:
             if self.session.offline or self.connection_problem:
                 store = self.session.inventory.store
-                answer = run_offline(store, query, subscriptions=subs, now=self.clock())
+                answer = await asyncio.to_thread(run_offline, store, query, subscriptions=subs, now=self.clock())
             else:
                 answer = await self.session.call(lambda conn: run_online(conn.transport, query, subs))
         except KqlError as e:  # shown with a caret under the position the engine (or Resource Graph) named
