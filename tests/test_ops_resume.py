@@ -74,6 +74,31 @@ def test_a_job_killed_midway_and_resumed_tracks_every_target_and_sends_nothing_t
     assert "40 succeeded" in shown
 
 
+def test_ctrl_c_cancels_a_headless_job_and_waits_for_what_was_sent(make_sim, tmp_path):
+    running = make_sim(bulk_fleet(30), lro_seconds=1.0, latency_ms=60, throttle=False, graph_quota=False)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "wsam_tui.cli", "tags", "add", "batch=7", *endpoint(running), "-q", "name:bulk", "--yes",
+         "--concurrency", "2", "--confirm", "30"],
+        env={**os.environ, **cli_env(tmp_path)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    jobs_dir = tmp_path / "state" / "jobs"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and child.poll() is None:
+        files = list(jobs_dir.glob("*.jsonl")) if jobs_dir.is_dir() else []
+        if files and files[0].read_text().count('"t":"accepted"') >= 4:
+            break
+        time.sleep(0.02)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 3, err
+    assert "cancelling: nothing more is sent" in err
+    (job_file,) = jobs_dir.glob("*.jsonl")
+    job = Journal(jobs_dir).load(job_file.stem)
+    states = [t.state for t in job.targets.values()]
+    sent = sum(1 for e in writes(running) if e["status"] < 300)
+    assert not job.unfinished and states.count("succeeded") == sent >= 4 and states.count("cancelled") == 30 - sent > 0
+    assert any(a["event"] == "job-cancelled" for a in map(json.loads, (tmp_path / "state" / "audit.jsonl").open()))
+
+
 def test_headless_extension_install_prints_the_plan_and_exit_code_tells_failures(make_sim, tmp_path, monkeypatch,
                                                                                 capsys):
     from tests.fleetbuilder import scenario_fleet

@@ -202,6 +202,8 @@ class Engine:
             return False
         live.cancelled = True
         live.writer.append({"t": "cancel"}, sync=True)
+        self.audit.write("job-cancelled", {"job": job_id, "principal": live.record.principal,
+                                           "action": live.record.action})
         return True
 
     def live(self, job_id: str) -> JobRecord | None:

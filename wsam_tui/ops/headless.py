@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import json
 import os
+import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -126,7 +128,7 @@ def main(args: argparse.Namespace) -> int:
         if args.command == "jobs" and args.verb in ("list", "show"):
             return show_jobs(args, sys.stdout)
         return asyncio.run(_jobs_drive(args) if args.command == "jobs" else _run_action(args))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         print("wsam-tui: interrupted; `wsam-tui jobs list` shows what is unfinished", file=sys.stderr)
         return EXIT_FAILED
 
@@ -420,11 +422,38 @@ async def _run_action(args: argparse.Namespace) -> int:
         if not confirmed(p, args.yes, args.confirm):
             return EXIT_NOT_SENT
         engine = _engine(conn, args, readonly, len(p.targets))
-        job = await engine.run(p, secrets=secrets_for(action_id, params))
+        with interrupt_cancels(engine, p.id):
+            job = await engine.run(p, secrets=secrets_for(action_id, params))
         print_job(job, sys.stdout, targets=False)
         return _exit_for(job)
     finally:
         await conn.close()
+
+
+@contextlib.contextmanager
+def interrupt_cancels(engine, job_id: str):
+    """The first Ctrl-C (or SIGTERM) cancels the job: nothing more is sent, what was sent is followed to its
+    end. A second one leaves at once; the journal keeps the job for `wsam-tui jobs resume`."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+
+    def stop() -> None:
+        if engine.cancel(job_id):
+            print("\nwsam-tui: cancelling: nothing more is sent; waiting for what was sent "
+                  "(again to leave now; `wsam-tui jobs resume` picks it up)", file=sys.stderr, flush=True)
+        elif task is not None:
+            task.cancel()
+
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            loop.add_signal_handler(sig, stop)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
 
 
 async def _jobs_drive(args: argparse.Namespace) -> int:
@@ -454,7 +483,8 @@ async def _jobs_drive(args: argparse.Namespace) -> int:
     try:
         engine = _engine(conn, args, args.readonly or load_settings().readonly, len(job.targets))
         run = engine.resume if args.verb == "resume" else engine.retry_failed
-        job = await run(job.id, secrets={k: v for k, v in secrets.items() if v})
+        with interrupt_cancels(engine, job.id):
+            job = await run(job.id, secrets={k: v for k, v in secrets.items() if v})
     except (JobBusyError, ReadOnlyError) as e:
         print(f"wsam-tui jobs: {clean_text(e)}", file=sys.stderr)
         return EXIT_NOT_SENT
