@@ -220,3 +220,22 @@ async def test_read_only_refuses_the_action_at_the_gate(action_id, scenario_sim,
         assert not (tmp_path / "state" / "jobs").exists() or not any((tmp_path / "state" / "jobs").iterdir())
     finally:
         await conn.close()
+
+
+async def test_hostile_script_output_is_cleaned_on_arrival(make_sim, tmp_path):
+    from tests.fleetbuilder import scenario_fleet
+
+    fleet = scenario_fleet()
+    hostile = {"stdout": "\x1b]0;owned\x07ok [@click=app.quit]x[/]\x1b[31m red\n", "stderr": "\x9b2J", "exitCode": 0}
+    fleet["simulation"]["machines"][vm_id("web-03")] = {"runCommandOutput": hostile}
+    running = make_sim(fleet, lro_seconds=0.2, throttle=False, graph_quota=False)
+    conn = await connection(running)
+    try:
+        servers = await servers_of(conn, tmp_path)
+        _, done, job = await run(make_engine(conn, tmp_path), servers, ["web-03"], "run-command", {"script": "hostname"})
+    finally:
+        await conn.close()
+    out = done["web-03"].output
+    assert out["stdout"] == "ok [@click=app.quit]x[/] red\n" and out["stderr"] == ""  # markup stays data for the UI
+    stored = (tmp_path / "state" / "jobs" / f"{job.id}.jsonl").read_text()
+    assert "\\u001b" not in stored and "\\u009b" not in stored and "owned" not in stored
