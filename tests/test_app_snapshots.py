@@ -1,5 +1,5 @@
 """Pictures of the console's main screens on the demo fleet (pytest-textual-snapshot): the table, the filter
-with an error in its bar, the help screen, a :kql answer and the details pane — in the dark theme and in the
+with an error in its bar, the : command line, the help screen, a :kql answer and the details pane — in the dark theme and in the
 16-colour one, at 200x50, and the table at 100x30.
 
 What could change between runs is pinned: the demo simulator serves the fleet's own dates (no rebasing to
@@ -69,6 +69,13 @@ async def filter_error(pilot) -> None:
                    "the filter's error")
 
 
+async def command_line(pilot) -> None:
+    await settled(pilot)
+    await pilot.press("colon", *"kql res")
+    await wait_for(pilot, lambda: pilot.app.focused is not None and pilot.app.focused.id == "command-line", 5,
+                   "the command line")
+
+
 async def help_screen(pilot) -> None:
     await settled(pilot)
     await pilot.press("question_mark")
@@ -92,7 +99,7 @@ async def details(pilot) -> None:
     await pilot.pause()
 
 
-SCREENS = {"table": settled, "filter_error": filter_error, "help": help_screen, "kql": kql_answer,
+SCREENS = {"table": settled, "filter_error": filter_error, "command_line": command_line, "help": help_screen, "kql": kql_answer,
            "details": details}
 
 
