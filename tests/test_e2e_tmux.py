@@ -76,6 +76,7 @@ def test_demo_end_to_end_in_tmux(tmux, tmp_path):
     tmux.keys("Enter")
     screen = tmux.wait(lambda s: re.search(r"as of \d\d:\d\d:\d\d UTC", s) is not None, "the details' as-of line")
     assert "Properties" in screen and "Arc server" in screen
+    assert tmux.title() == title
     tmux.keys("Escape")
     tmux.wait(lambda s: "Properties" not in s and table_has_keys(s), "the details pane to close")
 
@@ -86,6 +87,7 @@ def test_demo_end_to_end_in_tmux(tmux, tmp_path):
     screen = tmux.wait_text("microsoft.hybridcompute/machines")
     assert "resources | summarize count() by type" in screen and "rows" in screen
     assert re.search(rf"microsoft\.hybridcompute/machines\s+{arcs}\b", screen)
+    assert tmux.title() == title
     tmux.keys("Escape")
     tmux.wait(lambda s: f"{arcs:,} marked" in header(s) and table_has_keys(s), "the table again")
 
