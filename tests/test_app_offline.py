@@ -47,7 +47,7 @@ def small_fleet() -> dict:
 
 @pytest.fixture
 async def filled(make_sim, tmp_path):
-    """A store filled from the scenario fleet by a real refresh; (store dir, fetch time, server count)."""
+    """A store filled from a small fleet by a real refresh: (store dir, newest fetch time, the stopped simulator)."""
     running = make_sim(small_fleet(), throttle=False, graph_quota=False)
     store_dir = tmp_path / "store"
     newest = await fill_store(running, store_dir)
