@@ -9,6 +9,7 @@ import io
 import subprocess
 
 import pytest
+from textual import events
 
 from tests.app_support import (
     console_session,
@@ -134,6 +135,26 @@ async def test_slash_filters_as_you_type_and_errors_stay_in_the_bar(world):
         await pilot.pause()
         assert app.table.has_focus and "filter: kind:arc" in header(app)
         assert str(app.query_one("#filter-error").render()) == ""
+
+
+async def test_keys_typed_fast_after_slash_or_colon_go_to_the_bar_not_the_table(world):
+    """A burst (fast typing, a paste, a slow SSH link delivering keys together): `a` must not mark all,
+    `r` must not refresh, `:` inside the filter text must not open command mode."""
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        for ch in "/kind:arc":
+            app.post_message(events.Key({"/": "slash", ":": "colon"}.get(ch, ch), ch))
+        await wait_for(pilot, lambda: app.shown == 7, what="the burst to reach the filter")
+        assert app.screen.query_one("#filter-input").value == "kind:arc"
+        assert app.marked == 0 and not app.refreshing
+        await pilot.press("enter")
+        for ch in ":theme wsam-light":
+            app.post_message(events.Key({":": "colon", " ": "space", "-": "minus"}.get(ch, ch), ch))
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.theme == "wsam-light", what="the burst to reach the command line")
+        assert app.query_text == "kind:arc"
 
 
 async def test_escape_leaves_the_filter_bar_keeping_the_filter(world):

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -32,7 +32,8 @@ from textual.content import Content
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Input, Label, Static
+from textual.widget import Widget
+from textual.widgets import Button, Footer, Input, Label, Static, TextArea
 from textual.worker import Worker, WorkerState
 
 from ..arm.transport import ArmHttpError, TransportEvent
@@ -158,6 +159,9 @@ ACTIONS: tuple[ActionInfo, ...] = (
 KEY_NAMES = {"slash": "/", "colon": ":", "question_mark": "?", "space": "space", "escape": "esc"}
 
 
+PROMPTS = frozenset({"filter", "command"})  # actions that open a bar to type into
+
+
 def short_os(s: Server) -> str:
     """'2022 Datacenter Azure Edition 20348': every row is Windows Server, so the table shows what differs
     (the full name and version are in the details pane and the filter reads both)."""
@@ -198,8 +202,11 @@ class WsamApp(App[None]):
     #command-line { display: none; height: 1; }  /* in the flow above the footer: docked, the footer covered it */
     #command-line.-open { display: block; }
     """
+    # `/` and `:` are priority bindings: the app sees them before the keys queued behind them go to the
+    # table (see _type_into); check_action hands them back to an input, a dialog or another screen.
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(a.keys, a.id, a.title, show=a.show, id=a.id, tooltip=a.help) for a in ACTIONS
+        Binding(a.keys, a.id, a.title, show=a.show, id=a.id, tooltip=a.help, priority=a.id in PROMPTS)
+        for a in ACTIONS
     ]
     COMMAND_PALETTE_BINDING = "ctrl+p"
 
@@ -230,6 +237,7 @@ class WsamApp(App[None]):
         self.data_oldest: datetime | None = None
         self.total = 0
         self.loading = False
+        self._typing_into: Widget | None = None
         self._details_for: str | None = None
         self._details_timer = None
         themes, problems = load_themes(BUNDLED, user_themes or config_dir() / "themes")
@@ -538,7 +546,7 @@ class WsamApp(App[None]):
         field = self.query_one("#filter-input", Input)
         field.value = self.query_text
         field.cursor_position = len(field.value)
-        field.focus()
+        self._type_into(field)
 
     @on(Input.Changed, "#filter-input")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -701,6 +709,25 @@ class WsamApp(App[None]):
         elif self.query_one("#details").has_class("-open"):
             self._close_details()
 
+    # ---- typing into a bar that is only now being shown ------------------------------------------------
+
+    def _type_into(self, field: Widget) -> None:
+        """Focus ``field`` and send it every key typed from now on until it has the focus: a bar that was
+        hidden cannot take the focus before the next refresh, and keys typed fast after `/` or `:` (or
+        pasted) would otherwise reach the table, where `a` marks everything and `r` refreshes."""
+        self._typing_into = field
+        field.focus()
+
+    async def on_event(self, event: events.Event) -> None:
+        target = self._typing_into
+        if target is not None and isinstance(event, events.Key) and not event.is_forwarded:
+            if self.focused is target or not target.is_attached:
+                self._typing_into = None
+            elif event.key not in ("escape", "enter", "tab"):
+                target._forward_event(event)
+                return
+        await super().on_event(event)
+
     # ---- command mode ---------------------------------------------------------------------------
 
     def action_command(self) -> None:
@@ -709,7 +736,7 @@ class WsamApp(App[None]):
         line = self.query_one(CommandLine)
         line.add_class("-open")
         line.value = ""
-        line.focus()
+        self._type_into(line)
 
     def command_specs(self):
         from .command import CommandSpec
@@ -927,6 +954,9 @@ class WsamApp(App[None]):
         line.cursor_position = len(line.value)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in PROMPTS and (self._typing_into is not None or isinstance(self.focused, (Input, TextArea))
+                                  or self.screen is not self.screen_stack[0]):
+            return False  # the key is typed into the input, or is the dialog's own
         if action == "refresh" and (self.session.offline or self.refreshing):
             return None
         return True
