@@ -25,6 +25,8 @@ from .arm.graph import Progress
 from .arm.transport import ArmConnectionError, ArmHttpError, TransportEvent
 from .fleet.model import clean_text
 from .inventory import Connection, ConnectOptions, Inventory, RefreshReport, Snapshot, connect
+from .ops.engine import Engine, JobEvent
+from .ops.journal import JobRecord, Journal
 
 T = TypeVar("T")
 
@@ -71,6 +73,9 @@ class FleetSession:
         self._loop: _ServiceLoop | None = None
         self.closers: list[Callable[[], None]] = []  # e.g. stopping an embedded simulator
         self.derive_in_child = True
+        self.on_job_event: Callable[[JobEvent], None] | None = None  # called on the ARM loop's thread
+        self.journal = Journal()  # the jobs of this user (the headless commands read the same files)
+        self._engine: Engine | None = None
 
     @property
     def offline(self) -> bool:
@@ -159,6 +164,33 @@ class FleetSession:
 
         return await self._run(go())
 
+    async def engine(self) -> Engine:
+        """The action engine of this session: one, created on the ARM loop with the connection's transport,
+        so its buckets and semaphores live where its requests run. Its events go to ``on_job_event``.
+        Raises ConnectFailed (offline, or ARM unreachable)."""
+
+        async def go() -> Engine:
+            conn = await self._connection()
+            if self._engine is None:
+                self._engine = Engine(conn.transport, journal=self.journal, readonly=self.info.readonly,
+                                      on_event=self._job_event)
+            return self._engine
+
+        return await self._run(go())
+
+    async def with_engine(self, work: Callable[[Engine], Coroutine[Any, Any, T]]) -> T:
+        """Run ``work(engine)`` on the ARM loop (run, resume, retry a job; the engine is not thread-safe)."""
+        engine = await self.engine()
+        return await self._run(work(engine))
+
+    def live_job(self, job_id: str) -> JobRecord | None:
+        """A job this session's engine drives or drove (its record as the engine updates it), else None."""
+        return self._engine.live(job_id) if self._engine is not None else None
+
+    def _job_event(self, event: JobEvent) -> None:
+        if self.on_job_event is not None:
+            self.on_job_event(event)
+
     def close(self) -> None:
         if self._loop is not None:
             if self._conn is not None:
@@ -167,6 +199,7 @@ class FleetSession:
             self._loop.stop()
             self._loop = None
         self._conn = None
+        self._engine = None
         for close in self.closers:
             close()
         self.closers.clear()

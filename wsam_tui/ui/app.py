@@ -45,6 +45,7 @@ from ..fleet.query import COLUMNS, FleetIndex, Query, QueryError, parse_query, r
 from ..inventory import Snapshot
 from ..session import ConnectFailed, FleetSession
 from . import glyphs as g
+from .actions import ConsoleActions, JobEnded, JobUpdate
 from .rowcache import load_rows, save_rows
 from .table import ColumnSpec, ServerTable, TableData, default_columns
 from .themes import BUNDLED, DEFAULT_THEME, VARIABLE_DEFAULTS, load_themes
@@ -153,6 +154,8 @@ ACTIONS: tuple[ActionInfo, ...] = (
     ActionInfo("sort_reverse", "S", "Reverse", "Reverse the sort order", show=False),
     ActionInfo("focus_next_pane", "tab", "Next pane", "Move between the table and the details pane", show=False),
     ActionInfo("back", "escape", "Back", "Close the details pane, clear a search prompt", show=False),
+    ActionInfo("act", "o", "Act", "Act on the marked servers (or the highlighted one): plan, confirm, run"),
+    ActionInfo("jobs", "J", "Jobs", "The jobs pane: progress per target, outputs, cancel, retry failed, resume"),
     ActionInfo("quit", "q", "Quit", "Quit (asks first when work is still running)"),
 )
 
@@ -226,7 +229,7 @@ class WsamApp(App[None]):
         self.servers: Sequence[Server] = ()
         self.by_id: dict[str, Server] = {}
         self.index: FleetIndex | None = None
-        self.filter_query: Query | None = None  # not `query`: that is Textual's DOM query method
+        self.query: Query | None = None
         self.query_text = ""
         self.gap_view = False
         self.connection_problem: str | None = None
@@ -249,6 +252,7 @@ class WsamApp(App[None]):
             self._theme_problems.append(f"theme {wanted!r} not found; using {DEFAULT_THEME}")
             wanted = DEFAULT_THEME
         self._initial_theme = wanted
+        self.ops = ConsoleActions(self)  # actions and jobs (ui/actions.py, ui/jobs.py)
 
     # ---- layout -------------------------------------------------------------------------------
 
@@ -279,6 +283,7 @@ class WsamApp(App[None]):
         self._render_header()
         self._set_status("Loading the local cache …")
         self.load_snapshot(then_refresh=self.refresh_on_start and not self.session.offline, restore=True)
+        self.ops.start()
 
     @property
     def table(self) -> ServerTable:
@@ -513,7 +518,7 @@ class WsamApp(App[None]):
     def _filtered(self) -> list[int]:
         if self.index is None:
             return []
-        view = self.index.filter(self.filter_query)
+        view = self.index.filter(self.query)
         if self.gap_view:
             gaps = set(self.index.filter(self.index.gaps()))
             view = [i for i in view if i in gaps]
@@ -523,7 +528,7 @@ class WsamApp(App[None]):
         """Parse ``text`` as the filter; on an error keep the last good filter and say why in the bar."""
         error = self.query_one("#filter-error", Static)
         try:
-            self.filter_query = parse_query(text, subscriptions=self.subscription_names) if text.strip() else None
+            self.query = parse_query(text, subscriptions=self.subscription_names) if text.strip() else None
         except QueryError as e:
             if not quiet:
                 error.update(_plain(str(e)))  # the message names the column
@@ -959,10 +964,29 @@ class WsamApp(App[None]):
             return False  # the key is typed into the input, or is the dialog's own
         if action == "refresh" and (self.session.offline or self.refreshing):
             return None
+        if action == "act":  # read-only or offline: not offered (the engine's gate refuses a write anyway)
+            return not (self.session.info.readonly or self.session.offline)
         return True
 
     def work_running(self) -> bool:
-        return self.refreshing
+        return self.refreshing or bool(self.ops.running)
+
+    # ---- actions and jobs (ui/actions.py) --------------------------------------------------------
+
+    def action_act(self) -> None:
+        self.ops.open_menu()
+
+    def action_jobs(self) -> None:
+        from .jobs import JobsScreen
+
+        if not isinstance(self.screen, JobsScreen):
+            self.push_screen(JobsScreen())
+
+    def on_job_update(self, message: JobUpdate) -> None:
+        self.ops.on_job_update(message.event)
+
+    def on_job_ended(self, message: JobEnded) -> None:
+        self.ops.on_job_ended(message.job_id)
 
     def action_quit(self) -> None:  # type: ignore[override]  (Textual's is async; a sync action is fine)
         if self.work_running():
@@ -970,8 +994,8 @@ class WsamApp(App[None]):
                 if yes:
                     self.exit()
 
-            self.push_screen(ConfirmScreen("A refresh is still running. Quit anyway? (The cache keeps what "
-                                           "has arrived.)"), answer)
+            self.push_screen(ConfirmScreen("A refresh or a job is still running. Quit anyway? (The cache keeps what "
+                                           "has arrived; an unfinished job resumes from the journal.)"), answer)
             return
         self.exit()
 

@@ -1,0 +1,261 @@
+"""The console's action screens through Pilot, against the simulator: mark, act, read the plan, confirm,
+watch the job, see the matrix change; typed confirmation; read-only; Run Command outputs grouped."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.app_support import (
+    console_session,
+    fill_store,
+    fixed_clock,
+    loaded,
+    make_app,
+    notices,
+    screen_text,
+    wait_for,
+)
+from tests.fleetbuilder import SUB_B, arc, extension, scenario_fleet, vm, vm_id
+from tests.ops_support import SECRET, scan_for, writes
+from wsam_tui.config import Settings
+from wsam_tui.fleet.model import State
+from wsam_tui.ui import glyphs as g
+from wsam_tui.ui.actions import ActionForm, ActionMenu, PlanScreen, save_script
+from wsam_tui.ui.jobs import JobsScreen
+
+SIZE = (200, 50)
+DCR = "/subscriptions/00000000-0000-4000-8000-00000000000a/resourceGroups/rg-mon/providers/Microsoft.Insights/dataCollectionRules/dcr-windows"
+
+
+def dcr_association(machine: dict) -> dict:
+    return {"id": f"{machine['id']}/providers/Microsoft.Insights/dataCollectionRuleAssociations/dcr-windows-association",
+            "name": "dcr-windows-association", "type": "Microsoft.Insights/dataCollectionRuleAssociations",
+            "properties": {"dataCollectionRuleId": DCR, "provisioningState": "Succeeded"}}
+
+
+def monitored_fleet() -> dict:
+    """Every server has its DCR association (a policy put it there); only web-00 and fs-00 have the agent.
+    Installing the Azure Monitor agent turns the others' Monitor cell from partial to on."""
+    fleet = scenario_fleet()
+    machines = [vm(f"web-{i:02d}") for i in range(4)] + [vm("web-stopped", power="deallocated")]
+    machines += [arc("fs-00"), arc("fs-01"), arc("fs-disconnected", status="Disconnected")]
+    machines += [vm("app-00", sub=SUB_B, rg="rg-app")]
+    resources = [*machines, *(dcr_association(m) for m in machines)]
+    for m in (machines[0], machines[5]):
+        resources.append(extension(m, "AzureMonitorWindowsAgent", "Microsoft.Azure.Monitor", "AzureMonitorWindowsAgent",
+                                   version="1.2"))
+    fleet["resources"] = resources
+    fleet["simulation"] = {}
+    return fleet
+
+
+@pytest.fixture
+def private_dirs(tmp_path, monkeypatch):
+    monkeypatch.setenv("WSAM_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("WSAM_CONFIG_DIR", str(tmp_path / "config"))
+    return tmp_path
+
+
+async def console(make_sim, tmp_path, fleet, *, readonly=False, settings=None):
+    running = make_sim(fleet, throttle=False, graph_quota=False, lro_seconds=0.2)
+    newest = await fill_store(running, tmp_path / "store", allow_failures=True)
+    session = console_session(tmp_path / "store", running, readonly=readonly)
+    return running, make_app(session, clock=fixed_clock(newest), settings=settings)
+
+
+def cell(app, server_name: str, capability: str) -> int:
+    """The state code the table draws for one server's capability."""
+    data = app.table._data
+    caps = [c.spec.capability for c in data.layout if c.spec.capability is not None]
+    server = next(s for s in app.servers if s.name == server_name)
+    return data.states[data.index_of[server.id]][caps.index(capability)]
+
+
+async def mark_filter(pilot, text: str) -> None:
+    await pilot.press("slash", *text, "enter", "a")
+    await pilot.pause()
+
+
+async def choose_action(pilot, action_id: str) -> None:
+    """o, then the action in the menu by keys (down until it is highlighted, enter)."""
+    app = pilot.app
+    await pilot.press("o")
+    await wait_for(pilot, lambda: isinstance(app.screen, ActionMenu), 5, "the action menu")
+    menu = app.screen.query_one("#action-list")
+    for _ in range(menu.option_count):
+        if menu.highlighted_option is not None and menu.highlighted_option.id == action_id:
+            break
+        await pilot.press("down")
+    assert menu.highlighted_option.id == action_id
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+async def form_for_all(pilot, action_id: str) -> ActionForm:
+    """Mark every server (a), choose the action, and hand back its form."""
+    await loaded(pilot)
+    await pilot.press("a")
+    await choose_action(pilot, action_id)
+    assert isinstance(pilot.app.screen, ActionForm)
+    return pilot.app.screen
+
+
+async def run_and_watch(pilot, until: str) -> str:
+    """y on the plan, the job to its end, then J: the jobs pane's text once it shows ``until``."""
+    app = pilot.app
+    await pilot.press("y")
+    await job_done(pilot)
+    await pilot.press("J")
+    await wait_for(pilot, lambda: isinstance(app.screen, JobsScreen), 5, "the jobs pane")
+    await wait_for(pilot, lambda: until in screen_text(app), 10, repr(until))
+    return screen_text(app)
+
+
+async def plan_text(pilot) -> str:
+    """ctrl+g on the form; the plan screen as the operator reads it."""
+    await pilot.press("ctrl+g")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, PlanScreen), 5, "the plan")
+    return screen_text(pilot.app)
+
+
+async def job_done(pilot, jobs: int = 1, timeout: float = 60) -> None:
+    app = pilot.app
+    await wait_for(pilot, lambda: len(app.ops.ended) >= jobs and not app.ops.running, timeout, "the job")
+
+
+async def test_install_the_monitor_agent_on_the_servers_missing_it(make_sim, private_dirs):
+    tmp_path = private_dirs
+    running, app = await console(make_sim, tmp_path, monitored_fleet())
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        assert cell(app, "web-01", "monitor") == g.CODE[State.PARTIAL]
+        await mark_filter(pilot, "missing:monitor")
+        assert app.marked == 7
+        await choose_action(pilot, "extension.install")
+        assert isinstance(app.screen, ActionForm)
+        assert app.screen.query_one("#extension").value == "ama"  # the catalog's first: the Azure Monitor agent
+        text = await plan_text(pilot)
+        assert "Targets (5)" in text and "Skipped (2)" in text
+        for name in ("web-01", "web-02", "web-03", "fs-01", "app-00"):
+            assert f"{name}  PUT" in text
+            assert f"/{name}/extensions/AzureMonitorWindowsAgent?api-version=" in text
+        assert "VM is deallocated: it must be running to install extensions (1): web-stopped" in text
+        assert "Arc agent is Disconnected: it must be Connected to install extensions (1): fs-disconnected" in text
+        assert "az vm extension set" in text and "az connectedmachine extension create" in text
+        assert writes(running) == []  # nothing sent while planning
+        text = await run_and_watch(pilot, "5 of 5 ended")
+        assert "5 succeeded, 2 skipped" in text and "Install Azure Monitor agent 1.2" in text
+        for name in ("web-01", "fs-01", "app-00"):
+            assert any(name in line and "succeeded" in line for line in text.splitlines())
+        # The matrix turns green: each target's row was re-read through ARM when its target succeeded.
+        await wait_for(pilot, lambda: all(cell(app, n, "monitor") == g.CODE[State.ON]
+                                          for n in ("web-01", "web-02", "web-03", "fs-01", "app-00")),
+                       30, "the rows to show the agent")
+        assert cell(app, "web-stopped", "monitor") == g.CODE[State.PARTIAL]
+        assert cell(app, "fs-disconnected", "monitor") == g.CODE[State.PARTIAL]
+        await pilot.press("escape")
+        assert not isinstance(app.screen, JobsScreen)
+    puts = [e["path"] for e in writes(running)]
+    assert len(puts) == 5 and all(p.endswith("/extensions/AzureMonitorWindowsAgent") for p in puts)
+
+
+async def test_above_the_threshold_the_operator_types_the_count(make_sim, private_dirs):
+    tmp_path = private_dirs
+    fleet = scenario_fleet()
+    fleet["resources"] = [vm(f"web-{i:02d}", tags={}) for i in range(12)]
+    fleet["simulation"] = {}
+    running, app = await console(make_sim, tmp_path, fleet)
+    async with app.run_test(size=SIZE) as pilot:
+        form = await form_for_all(pilot, "tags.add")
+        await pilot.press("ctrl+g")  # no tag given: the form says why and stays
+        assert app.screen is form and "name at least one tag" in screen_text(app)
+        form.query_one("#tags").value = 'owner="Jane Doe" env=prod'
+        assert "Type 12 and press enter" in await plan_text(pilot)
+        await pilot.press("y")  # not enough above the threshold
+        assert isinstance(app.screen, PlanScreen)
+        await pilot.press("1", "1", "enter")
+        assert isinstance(app.screen, PlanScreen) and "Type exactly 12" in screen_text(app)
+        assert writes(running) == []
+        app.screen.query_one("#confirm-count").value = ""
+        await pilot.press("1", "2", "enter")
+        await job_done(pilot)
+    sent = writes(running)
+    assert len(sent) == 12 and all(e["method"] == "PATCH" for e in sent)
+    assert all(running.sim.state.get(vm_id(f"web-{i:02d}"))["tags"] == {"owner": "Jane Doe", "env": "prod"}
+               for i in range(12))
+
+
+async def test_a_protected_subscription_needs_the_typed_count_even_for_one(make_sim, private_dirs):
+    running, app = await console(make_sim, private_dirs, monitored_fleet(),
+                                 settings=Settings(protected_subscriptions=("Apps",)))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await mark_filter(pilot, "app-00")
+        await choose_action(pilot, "power.restart")  # no form: straight to the plan
+        assert isinstance(app.screen, PlanScreen)
+        text = screen_text(app)
+        assert "app-00  [protected subscription]  POST" in text and "Type 1 and press enter" in text
+        await pilot.press("escape")
+        await pilot.pause()
+    assert writes(running) == []
+
+
+async def test_readonly_hides_the_actions_and_says_why(make_sim, private_dirs):
+    running, app = await console(make_sim, private_dirs, monitored_fleet(), readonly=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("a", "o")
+        await pilot.pause()
+        assert not isinstance(app.screen, ActionMenu)
+        assert app.check_action("act", ()) is False
+        assert "o Act" not in screen_text(app) and "J Jobs" in screen_text(app)  # the footer does not offer it
+        app.action_act()  # the command palette's path: refused with the reason
+        await pilot.pause()
+        assert any("Read-only mode" in n for n in notices(app))
+        assert not isinstance(app.screen, ActionMenu)
+        await pilot.press("J")  # the jobs pane still reads the journal
+        await wait_for(pilot, lambda: isinstance(app.screen, JobsScreen), 5, "the jobs pane")
+        assert "No jobs yet" in screen_text(app)
+    assert writes(running) == []
+
+
+async def test_run_command_outputs_are_grouped_and_hostile_text_stays_literal(make_sim, private_dirs):
+    tmp_path = private_dirs
+    fleet = scenario_fleet()
+    names = [f"web-{i:02d}" for i in range(6)]
+    fleet["resources"] = [vm(n) for n in names]
+    outputs = {n: {"stdout": "Running\n", "stderr": "", "exitCode": 0} for n in names[:3]}
+    outputs["web-03"] = {"stdout": "Stopped\n", "stderr": "service is stopped\n", "exitCode": 1}
+    outputs["web-04"] = {"stdout": "\x1b]0;owned\x07[@click=app.quit]quit[/] [b]bold[/b]\n", "stderr": "", "exitCode": 0}
+    outputs["web-05"] = {"stdout": "x" * 5000 + "\n", "stderr": "", "exitCode": 0}
+    fleet["simulation"] = {"machines": {vm_id(n): {"runCommandOutput": o} for n, o in outputs.items()}}
+    save_script("status", "Get-Service $Name | Select -Expand Status", tmp_path / "config" / "scripts")
+    running, app = await console(make_sim, tmp_path, fleet)
+    async with app.run_test(size=SIZE) as pilot:
+        form = await form_for_all(pilot, "run-command")
+        form.query_one("#saved-script").value = "status"  # load the saved script
+        await pilot.pause()
+        assert form.query_one("#script").text == "Get-Service $Name | Select -Expand Status"
+        form.query_one("#parameters").value = "Name=Spooler"
+        form.query_one("#protected-name").value = "Token"
+        form.query_one("#protected-value").value = SECRET
+        form.query_one("#timeout").value = "120"
+        text = await plan_text(pilot)
+        assert "Targets (6)" in text and "/runCommands/wsam-" in text and SECRET not in text and "<hidden>" in text
+        text = await run_and_watch(pilot, "Outputs: 4 distinct among 6 servers")
+        assert "3 servers: Running" in text
+        assert "1 server: Stopped  exit code 1  stderr" in text
+        assert "1 server: [@click=app.quit]quit[/] [b]bold[/b]" in text  # literally, escape sequence stripped
+        assert "[truncated at 4,096 bytes]" in text
+        await pilot.press("e")  # every group expanded to its servers and streams
+        await pilot.pause()
+        text = screen_text(app)
+        assert "servers: web-00, web-01, web-02" in text and "service is stopped" in text
+        await pilot.click("#job-outputs")  # a click on the hostile text runs no action
+        await pilot.pause()
+        assert app.is_running
+        assert "owned" not in text
+        assert "1 failed" in text  # exit code 1 is a failed target
+    assert scan_for(tmp_path / "state", SECRET) == []
+    assert scan_for(tmp_path / "config", SECRET) == []
+    assert len(writes(running)) == 6  # one Run Command PUT per server
