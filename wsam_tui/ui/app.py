@@ -229,7 +229,7 @@ class WsamApp(App[None]):
         self.servers: Sequence[Server] = ()
         self.by_id: dict[str, Server] = {}
         self.index: FleetIndex | None = None
-        self.query: Query | None = None
+        self.filter_query: Query | None = None  # not `query`: that is Textual's DOM query method
         self.query_text = ""
         self.gap_view = False
         self.connection_problem: str | None = None
@@ -518,7 +518,7 @@ class WsamApp(App[None]):
     def _filtered(self) -> list[int]:
         if self.index is None:
             return []
-        view = self.index.filter(self.query)
+        view = self.index.filter(self.filter_query)
         if self.gap_view:
             gaps = set(self.index.filter(self.index.gaps()))
             view = [i for i in view if i in gaps]
@@ -528,7 +528,7 @@ class WsamApp(App[None]):
         """Parse ``text`` as the filter; on an error keep the last good filter and say why in the bar."""
         error = self.query_one("#filter-error", Static)
         try:
-            self.query = parse_query(text, subscriptions=self.subscription_names) if text.strip() else None
+            self.filter_query = parse_query(text, subscriptions=self.subscription_names) if text.strip() else None
         except QueryError as e:
             if not quiet:
                 error.update(_plain(str(e)))  # the message names the column
