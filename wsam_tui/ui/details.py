@@ -183,11 +183,11 @@ class DetailsPane(VerticalScroll, can_focus=True):
             return Content.styled(f"from the table{when}; evidence not loaded", DIM)
         if view.source == "arm":
             when = f"as of {_utc(view.as_of)}" if view.as_of else "as of an unknown time"
-            return Content.assemble((when, "bold"), " — fresh from ARM")
+            return Content.assemble((when, "bold"), " ", "— fresh from ARM")  # a span's leading space is lost when drawn
         if view.as_of is None:
             return Content.assemble(("from the cache", "bold"), " (fetch time unknown)")
         old = age_text(view.as_of, now).removesuffix(" ago")
-        return Content.assemble((f"as of {_utc(view.as_of)}", "bold"), f" — from the cache, {old} old")
+        return Content.assemble((f"as of {_utc(view.as_of)}", "bold"), " ", f"— from the cache, {old} old")
 
     def _properties(self, s: Server) -> list[_Paragraph]:
         state_label = "Power state" if s.kind is Kind.VM else "Connection"
