@@ -644,7 +644,7 @@ class WsamApp(App[None]):
         self._details_for = server_id
         server = self.by_id.get(server_id)
         if server is not None:
-            pane.show_row(server, loading=False)
+            pane.show_row(server, loading=False, now=self.clock())
         self.cached_details(server_id)
 
     @work(thread=True, exclusive=True, group="details", exit_on_error=False)
@@ -668,7 +668,7 @@ class WsamApp(App[None]):
         pane.add_class("-open")
         server = self.by_id.get(message.server_id)
         if server is not None:
-            pane.show_row(server, loading=True)
+            pane.show_row(server, loading=True, now=self.clock())
         self._details_for = message.server_id
         pane.focus()
         self.fresh_details(message.server_id)
