@@ -19,6 +19,10 @@ from tests.fleetbuilder import SUB_B, arc, extension, scenario_fleet, vm, vm_id
 from tests.ops_support import SECRET, scan_for, writes
 from wsam_tui.config import Settings
 from wsam_tui.fleet.model import State
+from wsam_tui.inventory import Inventory
+from wsam_tui.ops.journal import Journal
+from wsam_tui.ops.plan import plan
+from wsam_tui.store.cache import Store
 from wsam_tui.ui import glyphs as g
 from wsam_tui.ui.actions import ActionForm, ActionMenu, PlanScreen, save_script
 from wsam_tui.ui.jobs import JobsScreen
@@ -259,3 +263,28 @@ async def test_run_command_outputs_are_grouped_and_hostile_text_stays_literal(ma
     assert scan_for(tmp_path / "state", SECRET) == []
     assert scan_for(tmp_path / "config", SECRET) == []
     assert len(writes(running)) == 6  # one Run Command PUT per server
+
+
+async def test_an_unfinished_job_is_announced_at_start_and_resumed_from_the_jobs_pane(make_sim, private_dirs):
+    running, app = await console(make_sim, private_dirs, monitored_fleet())
+    # An earlier console planned and journaled this job, then died before sending anything.
+    store = Store(private_dirs / "store")
+    chosen = [s for s in Inventory(store).load().servers if s.name in ("web-01", "web-02")]
+    store.close()
+    p = plan("extension.install", {"extension": "ama"}, chosen)
+    Journal(private_dirs / "state" / "jobs").create({
+        "id": p.id, "action": p.action, "title": p.title, "params": p.params, "secretNames": [], "principal": "earlier",
+        "targets": [{"target": t.target.to_json(), "params": t.params, "call": t.call.to_json()} for t in p.targets],
+        "skipped": [],
+    }).close()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await wait_for(pilot, lambda: any("1 unfinished job(s)" in n for n in notices(app)), 10, "the announcement")
+        await pilot.press("J")
+        await wait_for(pilot, lambda: "unfinished: r resumes" in screen_text(app), 10, "the unfinished job")
+        assert writes(running) == []
+        await pilot.press("r")
+        await job_done(pilot)
+        await wait_for(pilot, lambda: "2 of 2 ended · 2 succeeded" in screen_text(app), 10, "the resumed job's end")
+        await wait_for(pilot, lambda: cell(app, "web-02", "monitor") == g.CODE[State.ON], 30, "the row")
+    assert sorted(e["path"].rsplit("/", 3)[1] for e in writes(running)) == ["web-01", "web-02"]
