@@ -5,7 +5,7 @@ script today with the SDK (list, then instanceView and extensions per server), a
     python benchmarks/bench_inventory.py [--sizes 10000,50000] [--sdk-size 1000 (0: skip)] [--latency-ms 30]
 
 The simulator runs in its own process, and the engine in a fresh child process per size, so each peak
-RSS printed (ru_maxrss of that child) is the engine's alone at that size: once for a refresh (fetching
+RSS printed (VmHWM of that child) is the engine's alone at that size: once for a refresh (fetching
 and storing every source) followed by a load (deriving every server), as the console does on refresh,
 and once for a load alone from the store just filled, as the console does at start.
 """
@@ -52,6 +52,14 @@ def floor_seconds(graph_requests: int, latency_s: float) -> tuple[float, str]:
 
 
 def peak_mb() -> float:
+    """This process's peak RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child
+    started from a big parent (after the SDK path) would report the parent's size."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
