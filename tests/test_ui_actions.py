@@ -288,3 +288,37 @@ async def test_an_unfinished_job_is_announced_at_start_and_resumed_from_the_jobs
         await wait_for(pilot, lambda: "2 of 2 ended · 2 succeeded" in screen_text(app), 10, "the resumed job's end")
         await wait_for(pilot, lambda: cell(app, "web-02", "monitor") == g.CODE[State.ON], 30, "the row")
     assert sorted(e["path"].rsplit("/", 3)[1] for e in writes(running)) == ["web-01", "web-02"]
+
+
+async def test_offline_offers_no_action(make_sim, private_dirs):
+    running, online = await console(make_sim, private_dirs, monitored_fleet())
+    app = make_app(console_session(private_dirs / "store", offline=True), clock=online.clock())
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("o")
+        await pilot.pause()
+        assert not isinstance(app.screen, ActionMenu) and app.check_action("act", ()) is False
+        app.action_act()
+        await pilot.pause()
+        assert any("Offline (--offline): actions need ARM" in n for n in notices(app))
+    assert writes(running) == []
+
+
+async def test_hostile_server_names_and_tags_show_literally_in_the_plan_and_the_jobs_pane(make_sim, private_dirs):
+    fleet = scenario_fleet()
+    hostile = "srv-[@click=app.quit]q[/]-[$accent]v"
+    fleet["resources"] = [vm(hostile), vm("web-00")]
+    fleet["simulation"] = {}
+    running, app = await console(make_sim, private_dirs, fleet)
+    async with app.run_test(size=SIZE) as pilot:
+        form = await form_for_all(pilot, "tags.add")
+        form.query_one("#tags").value = '"note=[b]x[/b] [@click=app.quit]y[/]"'
+        text = await plan_text(pilot)
+        assert "srv-[@click=app.quit]q[/]-[$accent]v  PATCH" in text
+        assert "note=[b]x[/b] [@click=app.quit]y[/]" in text  # in the az command, quoted
+        text = await run_and_watch(pilot, "2 of 2 ended")
+        assert "srv-[@click=app.quit]q[/]-[$accent]v  succeeded" in text
+        await pilot.click("#job-targets", offset=(8, 0))  # on the name's "[@click=app.quit]": no action runs
+        await pilot.pause()
+        assert app.is_running
+    assert [e["method"] for e in writes(running)] == ["PATCH", "PATCH"]

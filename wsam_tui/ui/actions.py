@@ -663,7 +663,9 @@ class ConsoleActions:
             if isinstance(screen, JobsScreen):
                 screen.job_changed(event.job_id)
         if event.state == "succeeded" and not self.session.offline:
-            self._refresh_row(event.target_id, event.job_id)
+            job = self.session.live_job(event.job_id)
+            if job is None or job.action != "run-command":  # a script's run changes no cell of the table
+                self._refresh_row(event.target_id)
 
     def on_job_ended(self, job_id: str) -> None:
         from .jobs import JobsScreen
@@ -672,7 +674,7 @@ class ConsoleActions:
             if isinstance(screen, JobsScreen):
                 screen.job_changed(job_id)
 
-    def _refresh_row(self, server_id: str, job_id: str) -> None:
+    def _refresh_row(self, server_id: str) -> None:
         self.app.run_worker(self._refresh_row_worker(server_id), group="job-rows", exit_on_error=False)
 
     async def _refresh_row_worker(self, server_id: str) -> None:
