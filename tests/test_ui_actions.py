@@ -322,3 +322,30 @@ async def test_hostile_server_names_and_tags_show_literally_in_the_plan_and_the_
         await pilot.pause()
         assert app.is_running
     assert [e["method"] for e in writes(running)] == ["PATCH", "PATCH"]
+
+
+async def test_cancel_stops_sending_and_retry_failed_sends_the_rest(make_sim, private_dirs):
+    fleet = scenario_fleet()
+    fleet["resources"] = [vm(f"web-{i:02d}", tags={}) for i in range(10)]
+    fleet["simulation"] = {}
+    running, app = await console(make_sim, private_dirs, fleet)
+    async with app.run_test(size=SIZE) as pilot:
+        engine = await app.session.engine()
+        engine.write_budget = (1.0, 2.0)  # one write at once, then two a second: most targets wait their turn
+        form = await form_for_all(pilot, "tags.add")
+        form.query_one("#tags").value = "env=prod"
+        await plan_text(pilot)
+        await pilot.press("y", "J")
+        await wait_for(pilot, lambda: "waiting-for-throttle" in screen_text(app), 10, "targets waiting for the budget")
+        await pilot.press("c")
+        await job_done(pilot)
+        await wait_for(pilot, lambda: "10 of 10 ended" in screen_text(app), 10, "the cancelled job's end")
+        text = screen_text(app)
+        assert "cancelled before it was sent" in text and "f retry failed" in text
+        sent = len(writes(running))
+        assert 1 <= sent < 10
+        assert f"{10 - sent} cancelled" in text and f"{sent} succeeded" in text
+        await pilot.press("f")
+        await job_done(pilot, jobs=2)
+        await wait_for(pilot, lambda: "10 of 10 ended · 10 succeeded" in screen_text(app), 20, "the retried job")
+    assert len(writes(running)) == 10  # the cancelled ones once each, nothing sent twice

@@ -259,7 +259,8 @@ class JobsScreen(Screen):
             job, live = self.record(job_id)
             if job is None:
                 continue
-            status = status_of(job, live or job_id in self.wsam.ops.running, job_id in self.busy)
+            status = status_of(job, (live and job.unfinished) or job_id in self.wsam.ops.running,
+                               job_id in self.busy)
             label = Content.assemble((clean_text(job.title, limit=60), "bold"), f"  [{job.action}]\n",
                                      (f"  {status}", "$warning" if "unfinished" in status else "$text-muted"),
                                      f" · {counts_text(job)}")
@@ -288,7 +289,7 @@ class JobsScreen(Screen):
             self.query_one("#job-targets", Static).update(Content(""))
             self.query_one("#job-progress", ProgressBar).update(total=None, progress=0)
             return
-        running = live or job.id in self.wsam.ops.running
+        running = (live and job.unfinished) or job.id in self.wsam.ops.running
         done = sum(1 for t in job.targets.values() if t.done)
         retries = sum(t.retries for t in job.targets.values())
         status = status_of(job, running, job.id in self.busy)
