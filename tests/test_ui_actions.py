@@ -25,7 +25,7 @@ from wsam_tui.ops.plan import plan
 from wsam_tui.store.cache import Store
 from wsam_tui.ui import glyphs as g
 from wsam_tui.ui.actions import ActionForm, ActionMenu, PlanScreen, save_script
-from wsam_tui.ui.jobs import JobsScreen
+from wsam_tui.ui.jobs import JobsScreen, SecretsScreen
 
 SIZE = (200, 50)
 DCR = "/subscriptions/00000000-0000-4000-8000-00000000000a/resourceGroups/rg-mon/providers/Microsoft.Insights/dataCollectionRules/dcr-windows"
@@ -240,6 +240,12 @@ async def test_run_command_outputs_are_grouped_and_hostile_text_stays_literal(ma
         form.query_one("#saved-script").value = "status"  # load the saved script
         await pilot.pause()
         assert form.query_one("#script").text == "Get-Service $Name | Select -Expand Status"
+        form.query_one("#save-name").value = "status-copy"
+        form.query_one("#save-script").press()  # saved beside it, private; parameters are not saved
+        await pilot.pause()
+        saved = tmp_path / "config" / "scripts" / "status-copy.ps1"
+        assert saved.read_text() == "Get-Service $Name | Select -Expand Status"
+        assert saved.stat().st_mode & 0o777 == 0o600 and saved.parent.stat().st_mode & 0o777 == 0o700
         form.query_one("#parameters").value = "Name=Spooler"
         form.query_one("#protected-name").value = "Token"
         form.query_one("#protected-value").value = SECRET
@@ -265,18 +271,27 @@ async def test_run_command_outputs_are_grouped_and_hostile_text_stays_literal(ma
     assert len(writes(running)) == 6  # one Run Command PUT per server
 
 
+def journal_unsent(tmp_path, p) -> None:
+    """The journal of a job that an earlier console planned and wrote down, then died before sending."""
+    Journal(tmp_path / "state" / "jobs").create({
+        "id": p.id, "action": p.action, "title": p.title, "params": p.params, "secretNames": list(p.secret_names),
+        "principal": "earlier", "skipped": [],
+        "targets": [{"target": t.target.to_json(), "params": t.params, "call": t.call.to_json()} for t in p.targets],
+    }).close()
+
+
+def servers_named(tmp_path, *names: str) -> list:
+    store = Store(tmp_path / "store")
+    try:
+        return [s for s in Inventory(store).load().servers if s.name in names]
+    finally:
+        store.close()
+
+
 async def test_an_unfinished_job_is_announced_at_start_and_resumed_from_the_jobs_pane(make_sim, private_dirs):
     running, app = await console(make_sim, private_dirs, monitored_fleet())
-    # An earlier console planned and journaled this job, then died before sending anything.
-    store = Store(private_dirs / "store")
-    chosen = [s for s in Inventory(store).load().servers if s.name in ("web-01", "web-02")]
-    store.close()
-    p = plan("extension.install", {"extension": "ama"}, chosen)
-    Journal(private_dirs / "state" / "jobs").create({
-        "id": p.id, "action": p.action, "title": p.title, "params": p.params, "secretNames": [], "principal": "earlier",
-        "targets": [{"target": t.target.to_json(), "params": t.params, "call": t.call.to_json()} for t in p.targets],
-        "skipped": [],
-    }).close()
+    chosen = servers_named(private_dirs, "web-01", "web-02")
+    journal_unsent(private_dirs, plan("extension.install", {"extension": "ama"}, chosen))
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
         await wait_for(pilot, lambda: any("1 unfinished job(s)" in n for n in notices(app)), 10, "the announcement")
@@ -349,3 +364,23 @@ async def test_cancel_stops_sending_and_retry_failed_sends_the_rest(make_sim, pr
         await job_done(pilot, jobs=2)
         await wait_for(pilot, lambda: "10 of 10 ended · 10 succeeded" in screen_text(app), 20, "the retried job")
     assert len(writes(running)) == 10  # the cancelled ones once each, nothing sent twice
+
+
+async def test_resuming_a_job_with_a_protected_parameter_asks_for_it_again(make_sim, private_dirs):
+    running, app = await console(make_sim, private_dirs, monitored_fleet())
+    params = {"script": "param($Token) Write-Output ok", "protected_parameters": {"Token": SECRET}}
+    journal_unsent(private_dirs, plan("run-command", params, servers_named(private_dirs, "web-01", "fs-01")))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("J")
+        await wait_for(pilot, lambda: "unfinished: r resumes" in screen_text(app), 10, "the unfinished job")
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, SecretsScreen), 5, "the question for the value")
+        assert "Protected parameter Token" in screen_text(app)
+        await pilot.press(*SECRET, "enter")
+        await job_done(pilot)
+        await wait_for(pilot, lambda: "2 of 2 ended · 2 succeeded" in screen_text(app), 10, "the resumed job")
+        assert SECRET not in screen_text(app)
+    bodies = [e for e in writes(running) if e["method"] == "PUT"]
+    assert len(bodies) == 2
+    assert scan_for(private_dirs / "state", SECRET) == []
