@@ -220,7 +220,7 @@ class ActionForm(ModalScreen[dict | None]):
     ActionForm > VerticalScroll { width: 100; max-width: 100%; height: auto; max-height: 95%; border: thick $accent;
                                   background: $surface; padding: 0 1; }
     ActionForm Label { margin-top: 1; color: $text-muted; }
-    ActionForm TextArea { height: 12; }
+    ActionForm TextArea { height: 10; }
     ActionForm SelectionList { height: auto; max-height: 10; }
     ActionForm Horizontal { height: auto; }
     ActionForm Horizontal > Input { width: 1fr; }
