@@ -241,6 +241,8 @@ class WsamApp(App[None]):
         self.total = 0
         self.loading = False
         self._typing_into: Widget | None = None
+        self._header_text = ""
+        self._filter_error = False
         self._details_for: str | None = None
         self._details_timer = None
         themes, problems = load_themes(BUNDLED, user_themes or config_dir() / "themes")
@@ -322,11 +324,14 @@ class WsamApp(App[None]):
         if filter_text:
             parts.append(Content("filter: ") + _plain(filter_text[:60]))
         parts += [_plain(self.session.info.source), Content(self._scope_text())]
-        self.query_one(HeaderBar).update(Content(" │ ").join(parts))
+        header = Content(" │ ").join(parts)
+        if header.plain != self._header_text:  # one line of fixed height: no layout pass (a keystroke at 50k)
+            self._header_text = header.plain
+            self.query_one(HeaderBar).update(header, layout=False)
 
     def _set_status(self, text: str, *, problem: bool = False) -> None:
         status = self.query_one(StatusLine)
-        status.update(_plain(text))
+        status.update(_plain(text), layout=False)
         status.set_class(problem, "-problem")
 
     def watch_shown(self) -> None:
@@ -532,9 +537,12 @@ class WsamApp(App[None]):
         except QueryError as e:
             if not quiet:
                 error.update(_plain(str(e)))  # the message names the column
+                self._filter_error = True
             return False
         self.query_text = text.strip()
-        error.update(Content(""))
+        if self._filter_error:  # its width changes the bar's layout: only when there was one
+            error.update(Content(""))
+            self._filter_error = False
         return True
 
     def _apply_view(self) -> None:
