@@ -99,11 +99,17 @@ async def test_a_second_start_paints_the_saved_rows_before_deriving(world):
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
     seen: list[int] = []
+    tables: list = []
 
     class Watching(WsamApp):
         def _apply_rows(self, data, meta, painted=None) -> None:
             super()._apply_rows(data, meta, painted)
             seen.append(self.table.row_count)
+            tables.append(data)
+
+        def _apply_snapshot(self, snapshot, names, index, data, then_refresh) -> None:
+            super()._apply_snapshot(snapshot, names, index, data, then_refresh)
+            tables.append(data)
 
     running, store_dir, clock, _ = world
     again = Watching(console_session(store_dir, running), Settings(), now=lambda: clock, refresh_on_start=False)
@@ -111,6 +117,10 @@ async def test_a_second_start_paints_the_saved_rows_before_deriving(world):
         await loaded(pilot)
         assert seen == [17]  # the last session's rows were on screen before the index existed
         assert again.total == 17
+        assert tables[0] is tables[1]  # the store had not changed: the saved rows are kept, not built twice
+        await pilot.press("r")
+        await refreshed(pilot)
+        assert tables[-1] is not tables[0]  # new data: rebuilt
 
 
 # ---- filter ---------------------------------------------------------------------------------------

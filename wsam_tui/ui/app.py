@@ -16,6 +16,8 @@ prefix that arrives late over SSH).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import gc
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -36,6 +38,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Label, Static, TextArea
 from textual.worker import Worker, WorkerState
 
+from .. import __version__
 from ..arm.transport import ArmHttpError, TransportEvent
 from ..commands import age_text
 from ..config import Settings, config_dir
@@ -163,6 +166,12 @@ KEY_NAMES = {"slash": "/", "colon": ":", "question_mark": "?", "space": "space",
 
 
 PROMPTS = frozenset({"filter", "command"})  # actions that open a bar to type into
+
+
+def _give_back_memory() -> None:
+    """Return the heap freed by a load to the system (glibc keeps it otherwise: RSS stays at the peak)."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def short_os(s: Server) -> str:
@@ -368,6 +377,7 @@ class WsamApp(App[None]):
         """The store's snapshot, derived in this thread; at start, the rows saved by the last session are
         painted first (milliseconds), while the snapshot is derived behind them (seconds at 50k)."""
         directory = self.session.inventory.store.directory
+        restored = None
         if restore:
             restored = load_rows(directory, console_columns(self.subscription_names, now=self.clock()),
                                  now=self.clock())
@@ -382,15 +392,32 @@ class WsamApp(App[None]):
         sort_key, descending = (self.index.sort_key, self.index.descending) if self.index else ("name", False)
         if (sort_key, descending) != ("name", False):
             index.sort(sort_key, descending)
-        data = TableData.build(snapshot.servers, console_columns(names, now=self.clock()))
+        fingerprint = self._fingerprint(snapshot)
+        reused = (restored is not None and restored[1].get("fingerprint") == fingerprint
+                  and restored[0].ids == [s.id for s in snapshot.servers])
+        if reused:  # the store has not changed since these rows were saved: keep them (no second copy)
+            data = restored[0]
+        else:
+            data = TableData.build(snapshot.servers, console_columns(names, now=self.clock()))
+        restored = None
         self.call_from_thread(self._apply_snapshot, snapshot, names, index, data, then_refresh)
-        meta = {"subscriptions": snapshot.subscriptions, "names": names,
-                "oldest": snapshot.oldest.isoformat() if snapshot.oldest else None}
-        try:
-            save_rows(directory, data, snapshot.servers, meta)
-        except OSError as e:  # only a faster next start is lost
-            self.call_from_thread(self.notify, clean_text(f"Cannot save the table rows for a fast start: {e}"),
-                                  severity="warning", markup=False)
+        _give_back_memory()
+        if not reused:
+            meta = {"subscriptions": snapshot.subscriptions, "names": names, "fingerprint": fingerprint,
+                    "oldest": snapshot.oldest.isoformat() if snapshot.oldest else None}
+            try:
+                save_rows(directory, data, snapshot.servers, meta)
+            except OSError as e:  # only a faster next start is lost
+                self.call_from_thread(self.notify, clean_text(f"Cannot save the table rows for a fast start: {e}"),
+                                      severity="warning", markup=False)
+
+    def _fingerprint(self, snapshot: Snapshot) -> str:
+        """What the saved rows were derived from: the newest fetch, the count, the settings detectors read,
+        and the day (a detector may call an assessment stale from one day to the next)."""
+        inv = self.session.inventory
+        newest = snapshot.newest.isoformat() if snapshot.newest else ""
+        return (f"{newest}|{len(snapshot.servers)}|{','.join(inv.required_tags)}|{inv.stale_after_days}|"
+                f"{self.clock().date().isoformat()}|{__version__}")
 
     def _apply_rows(self, data: TableData, meta: dict, painted: threading.Event | None = None) -> None:
         """The last session's rows, until the snapshot is derived (filter and details wait for it)."""
