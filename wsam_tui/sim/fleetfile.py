@@ -22,7 +22,9 @@ FORMAT = "wsam-fleet/1"
 TOP_LEVEL_KEYS = ("format", "generator", "tenants", "subscriptions", "resources", "simulation")
 SIMULATION_KEYS = ("defaults", "machines", "access")
 SIMULATION_MACHINE_KEYS = ("runCommandOutput", "failExtensionTypes", "availablePatches", "guest")
-SIMULATION_ACCESS_KEYS = ("deniedSubscriptions", "graphDeniedSubscriptions")
+SUBSCRIPTION_LIST_ACCESS_KEYS = ("deniedSubscriptions", "graphDeniedSubscriptions")
+# tokensPerTenant: a subscription's requests must carry a token of its tenant (server.TENANT_TOKEN_PREFIX)
+SIMULATION_ACCESS_KEYS = (*SUBSCRIPTION_LIST_ACCESS_KEYS, "tokensPerTenant")
 MACHINE_TYPES = ("microsoft.compute/virtualmachines", "microsoft.hybridcompute/machines")
 _MACHINE_MARKERS = ("/providers/microsoft.compute/virtualmachines/", "/providers/microsoft.hybridcompute/machines/")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -188,7 +190,9 @@ def _validate_simulation(sim: Any, machines: set[str], fail) -> None:
         if bad:
             raise fail(f"simulation.access: unknown key(s) {', '.join(map(repr, bad))}; "
                        f"allowed: {', '.join(SIMULATION_ACCESS_KEYS)}")
-        for key in SIMULATION_ACCESS_KEYS:
+        if not isinstance(access.get("tokensPerTenant", False), bool):
+            raise fail("simulation.access.tokensPerTenant must be true or false")
+        for key in SUBSCRIPTION_LIST_ACCESS_KEYS:
             value = access.get(key)
             if value is not None and not (isinstance(value, list) and all(isinstance(x, str) for x in value)):
                 raise fail(f"simulation.access.{key} must be a list of subscription ids")

@@ -95,7 +95,7 @@ def _resources(sim: Simulator, ctx: Ctx) -> Reply:
                            f"{', '.join(denied)} or they do not exist.",
                            details=[{"code": "NoAccessToSubscription", "message": s} for s in denied])
     else:
-        subs = [s for s in sim.state.subscriptions if s not in _graph_denied(sim)]
+        subs = [s for s in sim.state.subscriptions if s not in _graph_denied(sim) and sim.state.tenant_reaches(s, ctx.tenant)]
 
     token = options.get("$skipToken")
     _expire_snapshots(sim)

@@ -173,7 +173,7 @@ def metadata_endpoints(sim: Simulator, ctx: Ctx) -> Reply:
             "audiences": [sim.audience],
         },
         "wsamSimulator": {
-            "acceptsAnyToken": True,
+            "acceptsAnyToken": not sim.state.config.tokens_per_tenant,
             "audience": sim.audience,
             "tenants": [t.get("tenantId") for t in sim.state.tenants],
         },
@@ -185,7 +185,14 @@ def list_tenants(sim: Simulator, ctx: Ctx) -> Reply:
 
 
 def list_subscriptions(sim: Simulator, ctx: Ctx) -> Reply:
-    return page(sim, ctx, list(sim.state.subscriptions.values()))
+    subs = list(sim.state.subscriptions.values())
+    if ctx.tenant is not None:
+        # As ARM: the token's tenant's subscriptions, and those delegated to it (listed under it, as
+        # Lighthouse shows them: tenantId the caller's, homeTenantId the owner's).
+        subs = [s if str(s.get("tenantId", "")).lower() == ctx.tenant
+                else {**s, "tenantId": ctx.tenant, "homeTenantId": s.get("tenantId")}
+                for s in subs if sim.state.tenant_reaches(s["subscriptionId"], ctx.tenant)]
+    return page(sim, ctx, subs)
 
 
 def get_subscription(sim: Simulator, ctx: Ctx) -> Reply:

@@ -64,6 +64,7 @@ class Ctx:
     body: Any
     caller: str
     match: re.Match | None = None
+    tenant: str | None = None  # the token's tenant, when the fleet asks for tokens per tenant
 
     def q(self, name: str, default: str | None = None) -> str | None:
         return self.query.get(name.lower(), default)
@@ -116,6 +117,7 @@ class RequestLog:
 
 
 WRITE_METHODS = {"PUT", "PATCH", "POST", "DELETE"}
+TENANT_TOKEN_PREFIX = "wsam-tenant:"  # a test token for one tenant (simulation.access.tokensPerTenant)
 
 
 class Simulator:
@@ -186,7 +188,7 @@ class Simulator:
                       api_version=query.get("api-version", "2024-01-01"), body=body,
                       caller=caller_of(request.headers.get("Authorization", "")))
             if not (is_control or is_metadata):
-                self._authenticate(request)
+                self._authenticate(request, ctx)
                 self._throttle(ctx, headers)
             handler, match, known = self.router.resolve(method, path)
             if handler is None:
@@ -235,13 +237,46 @@ class Simulator:
             return None
         return json.loads(raw)
 
-    def _authenticate(self, request: web.Request) -> None:
+    def _authenticate(self, request: web.Request, ctx: Ctx) -> None:
         auth = request.headers.get("Authorization", "")
         if not auth:
             raise ArmError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.",
                            headers={"WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token"'})
         if not auth.lower().startswith("bearer ") or not auth[7:].strip():
             raise ArmError(401, "InvalidAuthenticationToken", "The access token is invalid.")
+        if self.state.config.tokens_per_tenant:
+            self._check_tenant(auth[7:].strip(), ctx)
+
+    def _check_tenant(self, token: str, ctx: Ctx) -> None:
+        """``simulation.access.tokensPerTenant``: as in Azure, a token is issued for one tenant and reads
+        only that tenant's subscriptions (and those delegated to it). Test tokens name their tenant:
+        ``wsam-tenant:<tenantId>``."""
+        if not token.lower().startswith(TENANT_TOKEN_PREFIX):
+            raise ArmError(401, "InvalidAuthenticationToken",
+                           f"The access token is invalid: this fleet wants a token per tenant ('{TENANT_TOKEN_PREFIX}<tenantId>').")
+        tenant = token[len(TENANT_TOKEN_PREFIX):].strip().lower()
+        if tenant not in {str(t.get("tenantId", "")).lower() for t in self.state.tenants}:
+            raise ArmError(401, "InvalidAuthenticationTokenTenant",
+                           f"The access token is from an unknown issuer 'https://sts.windows.net/{tenant}/'.")
+        ctx.tenant = tenant
+        sub, _ = sub_rg_of(ctx.path)
+        asked = [sub] if sub else []
+        if not sub and ctx.path.lower().startswith("/providers/microsoft.resourcegraph/") and isinstance(ctx.body, dict):
+            listed = ctx.body.get("subscriptions")
+            asked = [s for s in listed if isinstance(s, str)] if isinstance(listed, list) else []
+        for s in asked:
+            if not self.state.tenant_reaches(s, tenant):
+                owner = str(self.state.subscriptions[s.lower()].get("tenantId", ""))
+                raise ArmError(
+                    401, "InvalidAuthenticationTokenTenant",
+                    f"The access token is from the wrong issuer 'https://sts.windows.net/{tenant}/'. It must match the "
+                    f"tenant 'https://sts.windows.net/{owner}/' associated with this subscription. Please use the authority "
+                    f"(URL) 'https://login.windows.net/{owner}' to get the token. Note, if the subscription is transferred to "
+                    "another tenant there is no impact to the services, but information about new tenant could take time to "
+                    "propagate (up to an hour). If you just transferred your subscription and see this error message, please "
+                    "try back later.",
+                    headers={"WWW-Authenticate": f'Bearer authorization_uri="https://login.windows.net/{owner}", '
+                                                 'error="invalid_token", error_description="The access token is from the wrong issuer."'})
 
     def _throttle(self, ctx: Ctx, headers: dict[str, str]) -> None:
         if ctx.path.lower().startswith("/providers/microsoft.resourcegraph/"):

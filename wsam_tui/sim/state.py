@@ -162,6 +162,7 @@ class SimConfig:
     page_size: int = 1000
     denied_subscriptions: set[str] = field(default_factory=set)  # ARM and Resource Graph answer 403
     graph_denied_subscriptions: set[str] = field(default_factory=set)  # Resource Graph answers 403; ARM serves them
+    tokens_per_tenant: bool = False  # a subscription's requests need a token of its tenant (as in Azure)
 
 
 class SimState:
@@ -197,6 +198,7 @@ class SimState:
         access = sim.get("access") or {}
         self.config.denied_subscriptions |= {s.lower() for s in access.get("deniedSubscriptions", [])}
         self.config.graph_denied_subscriptions |= {s.lower() for s in access.get("graphDeniedSubscriptions", [])}
+        self.config.tokens_per_tenant = self.config.tokens_per_tenant or bool(access.get("tokensPerTenant"))
         self.docs: dict[str, dict] = {}
         self.children: dict[str, dict[str, None]] = {}
         self.attached: dict[str, dict[str, None]] = {}  # machine -> every doc under it
@@ -210,6 +212,22 @@ class SimState:
         self.legacy_run: dict[str, str] = {}  # machine -> op id of the legacy runCommand in flight
         for doc in fleet.get("resources", []):
             self.put(doc, _initial=True)
+
+    # ---- tenants ---------------------------------------------------------------------------
+
+    def tenant_reaches(self, subscription: str, tenant: str | None) -> bool:
+        """Whether a token of ``tenant`` reads ``subscription``: its own tenant's, or one it is delegated to
+        through Lighthouse (``managedByTenants``). ``tenant`` None: tokens are not per tenant."""
+        doc = self.subscriptions.get(subscription.lower())
+        if tenant is None or doc is None:
+            return True
+        return tenant.lower() in self.tenants_of(doc)
+
+    @staticmethod
+    def tenants_of(subscription: dict) -> set[str]:
+        managers = subscription.get("managedByTenants")
+        managed = {str(m.get("tenantId", "")).lower() for m in managers if isinstance(m, dict)} if isinstance(managers, list) else set()
+        return {str(subscription.get("tenantId", "")).lower()} | managed
 
     # ---- documents -------------------------------------------------------------------------
 
