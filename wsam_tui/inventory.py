@@ -19,6 +19,7 @@ from .arm.auth import (
     CLOUDS,
     EndpointError,
     StaticTokenCredential,
+    TenantTokenError,
     TokenCache,
     build_credential,
     discover_endpoint,
@@ -53,6 +54,7 @@ class Connection:
     scope: str
     credential: Any
     description: str
+    tenant: str | None = None  # --tenant: only this tenant is read; otherwise every tenant the account reaches
 
     async def close(self) -> None:
         await self.transport.aclose()
@@ -64,11 +66,13 @@ class Connection:
 async def connect(opts: ConnectOptions) -> Connection:
     """Build the transport for Azure (a cloud) or any ARM-compatible endpoint (--endpoint, --ca-bundle)."""
     verify = ssl_context(opts.ca_bundle)
+    any_token = False
     if opts.endpoint:
         info = await discover_endpoint(opts.endpoint, verify)
         arm_url, scope = info.arm_url, info.scope
         if info.accepts_any_token and not opts.auth:
             credential: Any = StaticTokenCredential(SIMULATOR_TOKEN)
+            any_token = True
             description = f"{arm_url} (accepts any token)"
         else:
             credential = build_credential(opts.auth, tenant=opts.tenant, cloud=CLOUDS[opts.cloud])
@@ -80,8 +84,9 @@ async def connect(opts: ConnectOptions) -> Connection:
         arm_url, scope = cloud.arm_url, cloud.scope
         credential = build_credential(opts.auth, tenant=opts.tenant, cloud=cloud)
         description = cloud.name
-    transport = ArmTransport(arm_url, TokenCache(credential, scope), verify=verify, on_event=opts.on_event)
-    return Connection(transport, arm_url, scope, credential, description)
+    transport = ArmTransport(arm_url, TokenCache(credential, scope), verify=verify, on_event=opts.on_event,
+                             one_token_for_all_tenants=any_token)
+    return Connection(transport, arm_url, scope, credential, description, tenant=opts.tenant)
 
 
 @dataclass
@@ -90,6 +95,7 @@ class RefreshReport:
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (subscription, source, message)
     seconds: float = 0.0
     through_arm: list[str] = field(default_factory=list)  # subscriptions read through ARM's lists, not Resource Graph
+    tenant_failures: dict[str, str] = field(default_factory=dict)  # tenant -> why no token could be had for it
 
     @property
     def complete(self) -> bool:
@@ -158,18 +164,56 @@ class Inventory:
         self.stale_after_days = stale_after_days
 
     async def list_subscriptions(self, conn: Connection, wanted: Sequence[str] = ()) -> list[dict]:
+        subs, _ = await self._list_subscriptions(conn, wanted)
+        return subs
+
+    async def _list_subscriptions(self, conn: Connection, wanted: Sequence[str]) -> tuple[list[dict], dict[str, str]]:
+        """The subscriptions of every tenant the account reaches, and the tenants whose token failed.
+
+        ARM lists the subscriptions of the token's tenant only (and those delegated to it through
+        Lighthouse), so, as ``az login`` does, each tenant of ``GET /tenants`` that the home listing did
+        not cover is listed again with its own token. A tenant whose token fails keeps the subscriptions
+        the store last knew for it: their refresh fails with the tenant's message, their last known rows stay."""
         subs: list[dict] = []
+        failed: dict[str, str] = {}
         async for page in conn.transport.paged("/subscriptions", {"api-version": "2022-12-01"}):
             subs.extend(s for s in page if isinstance(s, dict) and s.get("subscriptionId"))
+        if not conn.tenant and not conn.transport.one_token_for_all_tenants:  # one token: the same answer again
+            seen = {s["subscriptionId"].lower() for s in subs}
+            covered = {str(s.get("tenantId") or "").lower() for s in subs}
+            for tenant in await self._other_tenants(conn, covered):
+                try:
+                    async for page in conn.transport.paged("/subscriptions", {"api-version": "2022-12-01"}, tenant=tenant):
+                        for s in page:
+                            if isinstance(s, dict) and s.get("subscriptionId") and s["subscriptionId"].lower() not in seen:
+                                seen.add(s["subscriptionId"].lower())
+                                subs.append(s)
+                except TenantTokenError as e:
+                    failed[tenant] = e.describe()
+                    known = self.store.get_meta("subscriptions", []) or []
+                    subs.extend(dict(s) for s in known if isinstance(s, dict) and str(s.get("tenantId") or "").lower() == tenant
+                                and str(s.get("subscriptionId") or "").lower() not in seen)
         if wanted:
             keys = {w.lower() for w in wanted}
             chosen = [s for s in subs if s["subscriptionId"].lower() in keys or str(s.get("displayName", "")).lower() in keys]
             missing = keys - {s["subscriptionId"].lower() for s in chosen} - {str(s.get("displayName", "")).lower() for s in chosen}
             if missing:
+                unread = "".join(f"; {message}" for message in failed.values())  # perhaps in a tenant without a token
                 raise ArmHttpError(404, "SubscriptionNotFound",
-                                   f"not visible to this credential: {', '.join(sorted(missing))}")
+                                   f"not visible to this credential: {', '.join(sorted(missing))}{unread}")
             subs = chosen
-        return [s for s in subs if str(s.get("state", "Enabled")) not in ("Disabled", "Deleted")]
+        return [s for s in subs if str(s.get("state", "Enabled")) not in ("Disabled", "Deleted")], failed
+
+    async def _other_tenants(self, conn: Connection, covered: set[str]) -> list[str]:
+        """Tenant ids of ``GET /tenants`` not in ``covered`` (lower-case). An endpoint without the list
+        (some ARM-compatible endpoints) has just the home tenant."""
+        tenants: list[str] = []
+        try:
+            async for page in conn.transport.paged("/tenants", {"api-version": "2022-12-01"}):
+                tenants.extend(str(t["tenantId"]).lower() for t in page if isinstance(t, dict) and t.get("tenantId"))
+        except ArmHttpError:
+            return []
+        return [t for t in dict.fromkeys(tenants) if t not in covered]
 
     async def refresh(self, conn: Connection, wanted: Sequence[str] = (), *,
                       progress: graph.Progress | None = None, graph: bool = True) -> RefreshReport:
@@ -177,12 +221,16 @@ class Inventory:
         outright (403 on every source) is read again through ARM's own lists (arm/armlist.py), and
         ``graph=False`` reads every subscription that way."""
         started = time.monotonic()
-        subs = await self.list_subscriptions(conn, wanted)
+        subs, tenant_failures = await self._list_subscriptions(conn, wanted)
         self.store.put_meta("subscriptions", [
             {k: s.get(k) for k in ("subscriptionId", "displayName", "tenantId", "state")} for s in subs])
         tenant_of = {s["subscriptionId"].lower(): str(s.get("tenantId") or "") for s in subs}
+        conn.transport.set_tenants(tenant_of)  # each subscription's requests carry its own tenant's token
         ids = [s["subscriptionId"] for s in subs]
-        report = RefreshReport(subscriptions=subs)
+        report = RefreshReport(subscriptions=subs, tenant_failures=tenant_failures)
+        for tenant, message in tenant_failures.items():
+            if not any(t.lower() == tenant for t in tenant_of.values()):  # else its subscriptions' failures say it
+                report.failures.append((f"(tenant {tenant})", "subscription list", message))
         now = datetime.now(UTC)
 
         def open_sink(source: Source, subscriptions: tuple[str, ...]) -> _StoreSink:

@@ -560,7 +560,9 @@ async def fetch_sources_arm(transport: ArmTransport, subscriptions: Sequence[str
     (backup and site recovery: one for all the subscriptions read, and one per failed subscription).
 
     ``tenants`` maps a subscription id to its tenant id (ARM documents carry none; without it each
-    subscription is read once more). With ``on_result``, each result is handed over as soon as it is
+    subscription is read once more). Each read carries the token of its subscription's tenant as the
+    transport knows it (``ArmTransport.set_tenants``, done by the inventory after listing subscriptions),
+    so a tenant whose token fails costs its own subscriptions only. With ``on_result``, each result is handed over as soon as it is
     complete and not kept. ``progress(source, done, total)`` counts machines for the per-machine sources
     and subscriptions for the others."""
     wanted = [s for s in ALL_SOURCES if sources is None or s in sources]

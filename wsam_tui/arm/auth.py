@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 from azure.core.credentials import AccessToken
 
+from .transport import ArmHttpError
+
 log = logging.getLogger("wsam_tui.arm")
 
 
@@ -40,6 +42,10 @@ CLOUDS = {
                              "https://management.chinacloudapi.cn/.default", "login.chinacloudapi.cn"),
 }
 AUTH_CHOICES = ("cli", "device-code", "env", "managed-identity", "static")
+# A signed-in user reaches subscriptions in several tenants (guest accounts, several directories): each
+# credential may be asked for a token of any of them (``get_token(scope, tenant_id=T)``). A managed
+# identity lives in one tenant and ignores the tenant asked for.
+ANY_TENANT = ["*"]
 
 
 class CredentialError(Exception):
@@ -187,17 +193,18 @@ def build_credential(auth: str | None, *, tenant: str | None, cloud: Cloud, inte
     def cli() -> Any:
         from azure.identity.aio import AzureCliCredential
 
-        return AzureCliCredential(tenant_id=tenant) if tenant else AzureCliCredential()
+        return AzureCliCredential(tenant_id=tenant or "", additionally_allowed_tenants=ANY_TENANT)
 
     def env() -> Any:
         from azure.identity.aio import EnvironmentCredential
 
-        return EnvironmentCredential()
+        return EnvironmentCredential(additionally_allowed_tenants=ANY_TENANT)
 
     def workload() -> Any:
         from azure.identity.aio import WorkloadIdentityCredential
 
-        return WorkloadIdentityCredential(tenant_id=tenant) if tenant else WorkloadIdentityCredential()
+        kwargs: dict[str, Any] = {"tenant_id": tenant} if tenant else {}
+        return WorkloadIdentityCredential(additionally_allowed_tenants=ANY_TENANT, **kwargs)
 
     def managed() -> Any:
         from azure.identity.aio import ManagedIdentityCredential
@@ -210,7 +217,8 @@ def build_credential(auth: str | None, *, tenant: str | None, cloud: Cloud, inte
         def prompt(uri: str, code: str, expires_on: Any) -> None:
             print(f"To sign in, open {uri} and enter the code {code}", file=sys.stderr, flush=True)
 
-        kwargs: dict[str, Any] = {"prompt_callback": prompt, "authority": cloud.authority}
+        kwargs: dict[str, Any] = {"prompt_callback": prompt, "authority": cloud.authority,
+                                  "additionally_allowed_tenants": ANY_TENANT}
         if tenant:
             kwargs["tenant_id"] = tenant
         return ThreadedCredential(DeviceCodeCredential(**kwargs))
@@ -240,22 +248,63 @@ def build_credential(auth: str | None, *, tenant: str | None, cloud: Cloud, inte
     return ChainedCredential(chain)
 
 
+class TenantTokenError(ArmHttpError):
+    """No token could be had for one tenant (MFA, conditional access, consent, not signed in there): the
+    requests of that tenant's subscriptions fail with it, the other tenants' go on."""
+
+    def __init__(self, tenant: str, reason: str) -> None:
+        self.tenant, self.reason = tenant, reason
+        super().__init__(401, "TenantTokenUnavailable",
+                         f"no token for tenant {tenant}: {reason} — sign in to that tenant (`az login --tenant {tenant}`, "
+                         "or as the message above asks) and refresh; its subscriptions stay unknown until then")
+
+
 class TokenCache:
-    """An async token provider for the transport: one token per scope, refreshed 5 minutes before expiry."""
+    """An async token provider for the transport: one token per (tenant, scope), refreshed 5 minutes before
+    expiry, kept in memory only. ``await cache()`` is the home tenant's (``--tenant``, or the credential's
+    default); ``await cache(tenant)`` is that tenant's. A tenant whose token fails is not asked again for
+    ``retry_failed_after_s`` (each ask may spawn ``az`` or prompt): its requests fail at once with the
+    same ``TenantTokenError``."""
 
-    def __init__(self, credential: Any, scope: str) -> None:
+    def __init__(self, credential: Any, scope: str, *, retry_failed_after_s: float = 300.0) -> None:
         self.credential, self.scope = credential, scope
-        self._token: AccessToken | None = None
-        self._lock = asyncio.Lock()
+        self.retry_failed_after_s = retry_failed_after_s
+        self._tokens: dict[str | None, AccessToken] = {}
+        self._failed: dict[str, tuple[float, str]] = {}  # tenant -> (ask again after, monotonic; reason)
+        self._locks: dict[str | None, asyncio.Lock] = {}
+        self.asked: list[str | None] = []  # tenants asked of the credential, in order (None: home)
 
-    async def __call__(self) -> str:
-        token = self._token
+    async def __call__(self, tenant: str | None = None) -> str:
+        key = tenant.lower() if tenant else None
+        token = self._tokens.get(key)
         if token is not None and token.expires_on - 300 > time.time():
             return token.token
-        async with self._lock:
-            if self._token is None or self._token.expires_on - 300 <= time.time():
-                self._token = await self.credential.get_token(self.scope)
-            return self._token.token
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            if key is not None and key in self._failed:
+                retry_at, reason = self._failed[key]
+                if time.monotonic() < retry_at:
+                    raise TenantTokenError(key, reason)
+                del self._failed[key]
+            token = self._tokens.get(key)
+            if token is None or token.expires_on - 300 <= time.time():
+                self.asked.append(key)
+                if key is None:
+                    token = await self.credential.get_token(self.scope)
+                else:
+                    try:
+                        token = await self.credential.get_token(self.scope, tenant_id=key)
+                    except Exception as e:  # one tenant's refusal is that tenant's failure, never the fleet's
+                        reason = _credential_reason(e)
+                        self._failed[key] = (time.monotonic() + self.retry_failed_after_s, reason)
+                        raise TenantTokenError(key, reason) from e
+                self._tokens[key] = token
+            return token.token
+
+
+def _credential_reason(e: BaseException) -> str:
+    if isinstance(e, CredentialError):
+        return "; ".join(f"{name}: {what}" for name, what, _ in e.attempts) or "no credential worked"
+    return first_line(e)
 
 
 def quiet_azure_logging(path: str | None = None) -> None:

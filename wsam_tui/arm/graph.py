@@ -5,12 +5,16 @@ DCR associations and Defender findings are folded per machine with ``summarize m
 so row count — and page count — grows with servers, not servers × extensions. Pages after the first
 are fetched in parallel with ``$skip`` (the query orders by a stable key), inside the caller's
 Resource Graph quota, which the transport enforces.
+
+A query's subscriptions all belong to one tenant: its token is issued for that tenant, and a token of
+tenant A does not read tenant B's subscriptions. So batches are cut per tenant, each sent with its
+tenant's token (Lighthouse-delegated subscriptions are listed under the managing tenant and go with it).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -225,7 +229,7 @@ async def run_query(transport: ArmTransport, query: str, subscriptions: Sequence
                     sink: PageSink | None = None) -> list[dict]:
     """All rows of one query: the first page tells the total; the rest are fetched in parallel with $skip.
     With ``sink``, each page is handed to it as it arrives and not kept (the answer is then empty); the
-    caller completes or discards the sink."""
+    caller completes or discards the sink. The transport sends the token of the subscriptions' tenant."""
     into = sink if sink is not None else _Collected()
 
     received = total = 0
@@ -263,14 +267,16 @@ async def fetch_sources(transport: ArmTransport, subscriptions: Sequence[str], *
                         on_result: Callable[[SourceResult], None] | None = None,
                         open_sink: Callable[[Source, tuple[str, ...]], PageSink] | None = None) -> list[SourceResult]:
     """Every source for every subscription batch. A batch that fails is retried one subscription at a
-    time, so one subscription without access costs that subscription, not the fleet.
+    time, so one subscription without access costs that subscription, not the fleet. Batches hold one
+    tenant's subscriptions (the transport's ``tenant_of``, which also picks the token a batch carries); a
+    tenant whose token cannot be had fails its own batches only.
 
     With ``on_result``, each result is handed over as soon as it is complete and not kept. With
     ``open_sink``, each query's pages go to the sink it opens for (source, subscriptions) as they
     arrive: the sink is completed before the (row-less) result is handed over, or discarded if the
     query fails (memory at 50,000 servers: a few pages, not whole sources)."""
     wanted = [q for q in QUERIES if sources is None or q.source in sources]
-    batches = [tuple(subscriptions[i : i + BATCH]) for i in range(0, len(subscriptions), BATCH)]
+    batches = tenant_batches(subscriptions, {} if transport.one_token_for_all_tenants else transport.tenant_of)
     gate = asyncio.Semaphore(concurrency)
     out: list[SourceResult] = []
     emit = on_result or out.append
@@ -307,8 +313,19 @@ async def fetch_sources(transport: ArmTransport, subscriptions: Sequence[str], *
             return
         await asyncio.gather(*(one(q, (s,)) for s in subs))
 
-    await asyncio.gather(*(one(q, b) for q in wanted for b in batches))
+    await asyncio.gather(*(one(q, b) for q in wanted for _, b in batches))
     return out
+
+
+def tenant_batches(subscriptions: Sequence[str], tenant_of: Mapping[str, str]) -> list[tuple[str | None, tuple[str, ...]]]:
+    """(tenant, up to BATCH subscriptions of that tenant), in the order the subscriptions were given.
+    Subscriptions of no known tenant go together with the home tenant's token (tenant None)."""
+    lowered = {k.lower(): v for k, v in tenant_of.items()}
+    by_tenant: dict[str | None, list[str]] = {}
+    for sub in subscriptions:
+        by_tenant.setdefault(lowered.get(sub.lower()) or None, []).append(sub)
+    return [(tenant, tuple(subs[i : i + BATCH])) for tenant, subs in by_tenant.items()
+            for i in range(0, len(subs), BATCH)]
 
 
 def _named_subscriptions(error: ArmHttpError, subs: Sequence[str]) -> list[str]:

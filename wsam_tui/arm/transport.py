@@ -16,7 +16,7 @@ import random
 import re
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,10 +96,14 @@ BUDGETS = {"reads": (250.0, 25.0), "writes": (200.0, 10.0), "deletes": (200.0, 1
 
 @dataclass
 class ArmTransport:
-    """All HTTP to ARM. ``token_provider`` is an async callable returning a bearer token for the ARM scope."""
+    """All HTTP to ARM. ``token_provider`` is an async callable returning a bearer token for the ARM scope:
+    ``await token_provider()`` for the home tenant, ``await token_provider(tenant)`` for another one
+    (``auth.TokenCache``). A token is issued for one tenant, so each request carries the token of its
+    subscription's tenant (``tenant_of``, set by the inventory after listing subscriptions); a request
+    naming no subscription (``/subscriptions``, ``/tenants``) carries the home tenant's."""
 
     base_url: str
-    token_provider: Callable[[], Any]
+    token_provider: Callable[..., Any]
     verify: ssl.SSLContext | bool = True
     max_connections: int = 16
     timeout_s: float = 30.0
@@ -108,6 +112,10 @@ class ArmTransport:
     user_agent: str = "wsam-tui"
     client: httpx.AsyncClient | None = None
     sleep: Callable[[float], Any] = asyncio.sleep
+    tenant_of: dict[str, str] = field(default_factory=dict)  # lower-case subscription id -> tenant id
+    # An endpoint that accepts any token (the simulator, by its metadata): one token serves every tenant,
+    # so Resource Graph batches need not be cut per tenant (fewer queries against the quota).
+    one_token_for_all_tenants: bool = False
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
@@ -138,6 +146,18 @@ class ArmTransport:
                 self.on_event(TransportEvent(kind, scope, seconds, message))
             except Exception:  # a broken listener must not break a request
                 log.exception("transport event listener failed")
+
+    def set_tenants(self, tenant_of: dict[str, str]) -> None:
+        """Which tenant each subscription belongs to (``tenantId`` of ``GET /subscriptions``)."""
+        self.tenant_of.update({sub.lower(): tenant for sub, tenant in tenant_of.items() if tenant})
+
+    def tenant_for(self, subscriptions: Sequence[str]) -> str | None:
+        """The one tenant these subscriptions belong to; None (the home tenant) when unknown or mixed."""
+        tenants = {self.tenant_of.get(s.lower()) for s in subscriptions}
+        return tenants.pop() if len(tenants) == 1 else None
+
+    async def token(self, tenant: str | None = None) -> str:
+        return await (self.token_provider(tenant) if tenant else self.token_provider())
 
     def url(self, path_or_url: str) -> str:
         return path_or_url if path_or_url.startswith(("https://", "http://")) else f"{self.base_url}{path_or_url}"
@@ -209,24 +229,32 @@ class ArmTransport:
     # ---- requests -----------------------------------------------------------------------------------
 
     async def request(self, method: str, path_or_url: str, *, params: dict[str, str] | None = None,
-                      json_body: Any = None, idempotent: bool | None = None) -> httpx.Response:
-        """Send with retries; returns a 2xx/3xx response or raises ArmHttpError / ArmConnectionError."""
+                      json_body: Any = None, idempotent: bool | None = None, tenant: str | None = None) -> httpx.Response:
+        """Send with retries; returns a 2xx/3xx response or raises ArmHttpError / ArmConnectionError.
+        The token is ``tenant``'s when given, else that of the subscription in the path (for Resource
+        Graph: of the subscriptions in the body), else the home tenant's. A tenant whose token cannot be
+        had fails the request with ``auth.TenantTokenError`` (an ArmHttpError, status 401)."""
         method = method.upper()
         url = self.url(path_or_url)
         is_graph = "/providers/microsoft.resourcegraph/" in url.lower()
         idempotent = (method in IDEMPOTENT or is_graph) if idempotent is None else idempotent
         m = _SUB.search(url)
         subscription = m.group(1) if m and not is_graph else None
+        if tenant is None:
+            if subscription:
+                tenant = self.tenant_of.get(subscription.lower())
+            elif is_graph and isinstance(json_body, dict) and isinstance(json_body.get("subscriptions"), list):
+                tenant = self.tenant_for([s for s in json_body["subscriptions"] if isinstance(s, str)])
         kind = {"GET": "reads", "HEAD": "reads", "DELETE": "deletes"}.get(method, "writes")
         content = None if json_body is None else json.dumps(json_body).encode()
         attempt = 0
         while True:
             attempt += 1
+            token = await self.token(tenant)  # before the quota: a refused token must not hold a query slot
             if is_graph:
                 await self._wait_for_graph_quota()
             else:
                 await self._wait_for_budget(subscription, kind)
-            token = await self.token_provider()
             headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
             if content is not None:
                 headers["Content-Type"] = "application/json"
@@ -283,20 +311,21 @@ class ArmTransport:
             return "Resource Graph"
         return f"subscription {subscription}" if subscription else "tenant"
 
-    async def get_json(self, path_or_url: str, params: dict[str, str] | None = None) -> Any:
-        resp = await self.request("GET", path_or_url, params=params)
+    async def get_json(self, path_or_url: str, params: dict[str, str] | None = None, *, tenant: str | None = None) -> Any:
+        resp = await self.request("GET", path_or_url, params=params, tenant=tenant)
         return parse_json(resp, "GET", self.url(path_or_url))
 
-    async def post_json(self, path_or_url: str, body: Any, params: dict[str, str] | None = None) -> Any:
-        resp = await self.request("POST", path_or_url, params=params, json_body=body)
+    async def post_json(self, path_or_url: str, body: Any, params: dict[str, str] | None = None, *,
+                        tenant: str | None = None) -> Any:
+        resp = await self.request("POST", path_or_url, params=params, json_body=body, tenant=tenant)
         return parse_json(resp, "POST", self.url(path_or_url))
 
-    async def paged(self, path: str, params: dict[str, str]):
+    async def paged(self, path: str, params: dict[str, str], *, tenant: str | None = None):
         """Yield each page's ``value`` list, following absolute nextLinks."""
         url: str | None = path
         first = True
         while url:
-            body = await self.get_json(url, params if first else None)
+            body = await self.get_json(url, params if first else None, tenant=tenant)
             first = False
             if not isinstance(body, dict) or not isinstance(body.get("value", []), list):
                 raise ArmHttpError(200, "MalformedResponse", f"expected a list page from {url}", method="GET", url=url)
