@@ -281,3 +281,48 @@ def test_asking_for_a_subscription_of_a_tenant_without_a_token_says_which_tenant
         asyncio.run(go())
     assert caught.value.code == "SubscriptionNotFound"
     assert other_sub in caught.value.message and f"az login --tenant {other}" in caught.value.message
+
+
+FAKE_AZ = """#!/bin/sh
+echo "$@" >> "{log}"
+case "$*" in
+  *"--tenant {refused}"*) echo "ERROR: AADSTS50076: Due to a configuration change made by your administrator, you must use multi-factor authentication" >&2; exit 1;;
+esac
+tenant=home
+prev=""
+for a in "$@"; do [ "$prev" = "--tenant" ] && tenant="$a"; prev="$a"; done
+echo '{{"accessToken": "cli-token-'"$tenant"'", "expiresOn": "2099-01-01 00:00:00.000000", "expires_on": 4070908800, "tokenType": "Bearer"}}'
+"""
+
+
+@pytest.mark.parametrize("configured", [None, "10000000-0000-4000-8000-0000000000aa"], ids=["default-tenant", "--tenant"])
+def test_the_azure_cli_credential_is_asked_per_tenant_with_az_tenant(tmp_path, monkeypatch, configured):
+    """The real chain (``build_credential``) against a stand-in ``az``: another tenant's token is
+    ``az account get-access-token --tenant T``, also when ``--tenant`` chose the home tenant; a tenant
+    that wants MFA fails with a message naming it and the fix."""
+    from wsam_tui.arm.auth import CLOUDS, TenantTokenError, build_credential
+
+    other, refused = "20000000-0000-4000-8000-0000000000bb", "30000000-0000-4000-8000-0000000000cc"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    az = bin_dir / "az"
+    az.write_text(FAKE_AZ.format(log=tmp_path / "az.log", refused=refused))
+    az.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    credential = build_credential("cli", tenant=configured, cloud=CLOUDS["AzureCloud"], interactive=False)
+    cache = TokenCache(credential, CLOUDS["AzureCloud"].scope)
+
+    async def go():
+        home, theirs = await cache(), await cache(other)
+        with pytest.raises(TenantTokenError) as caught:
+            await cache(refused)
+        return home, theirs, caught.value
+
+    home, theirs, refusal = asyncio.run(go())
+    assert home == f"cli-token-{configured or 'home'}"
+    assert theirs == f"cli-token-{other}"
+    calls = (tmp_path / "az.log").read_text().splitlines()
+    assert len(calls) == 3 and all(c.startswith("account get-access-token") for c in calls)
+    assert f"--tenant {other}" in calls[1]
+    assert refusal.tenant == refused and "multi-factor" in refusal.message
+    assert f"az login --tenant {refused}" in refusal.message
