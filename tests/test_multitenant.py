@@ -326,3 +326,37 @@ def test_the_azure_cli_credential_is_asked_per_tenant_with_az_tenant(tmp_path, m
     assert f"--tenant {other}" in calls[1]
     assert refusal.tenant == refused and "multi-factor" in refusal.message
     assert f"az login --tenant {refused}" in refusal.message
+
+
+def test_a_subscription_not_yet_mapped_learns_its_tenant_from_arms_challenge(make_sim, tmp_path):
+    """A depth read before the first refresh (the console painted from the cache): the transport does not
+    know the subscription's tenant yet, ARM's 401 challenge names it, and the read succeeds with that
+    tenant's token; later reads go with it at once."""
+    fleet = two_tenant_fleet()
+    home = home_tenant(fleet)
+    other_sub, other = next((s["subscriptionId"], s["tenantId"].lower()) for s in fleet["subscriptions"]
+                            if s["tenantId"].lower() != home)
+    running = make_sim(fleet, throttle=False, graph_quota=False)
+    credential = TenantCredential(home)
+    sent = Sent()
+    path = f"/subscriptions/{other_sub}/providers/Microsoft.HybridCompute/machines"
+
+    async def go():
+        conn = connect_with(running, credential, sent)
+        try:
+            first = [m async for page in conn.transport.paged(path, {"api-version": "2024-07-10"}) for m in page]
+            again = await conn.transport.get_json(path, {"api-version": "2024-07-10"})
+            return first, again, dict(conn.transport.tenant_of)
+        finally:
+            await conn.close()
+
+    first, again, learned = asyncio.run(go())
+    expected = {r["id"].lower() for r in fleet["resources"] if r["type"].lower() == MACHINE_TYPES[1]
+                and r["id"].split("/")[2].lower() == other_sub.lower()}
+    assert expected and {m["id"].lower() for m in first} == expected
+    assert {m["id"].lower() for m in again["value"]} == expected
+    assert learned == {other_sub.lower(): other}
+    tokens = [t for p, t, _ in sent.requests]
+    assert tokens[0] == TENANT_TOKEN_PREFIX + home and set(tokens[1:]) == {TENANT_TOKEN_PREFIX + other}, \
+        "one refused request, then every read with the subscription's own tenant's token"
+    assert credential.asked == [None, other]

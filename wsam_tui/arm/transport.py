@@ -100,7 +100,8 @@ class ArmTransport:
     ``await token_provider()`` for the home tenant, ``await token_provider(tenant)`` for another one
     (``auth.TokenCache``). A token is issued for one tenant, so each request carries the token of its
     subscription's tenant (``tenant_of``, set by the inventory after listing subscriptions); a request
-    naming no subscription (``/subscriptions``, ``/tenants``) carries the home tenant's."""
+    naming no subscription (``/subscriptions``, ``/tenants``) carries the home tenant's. A subscription
+    not in the map yet learns its tenant from ARM's 401 challenge (``wrong_tenant_challenge``)."""
 
     base_url: str
     token_provider: Callable[..., Any]
@@ -248,6 +249,7 @@ class ArmTransport:
         kind = {"GET": "reads", "HEAD": "reads", "DELETE": "deletes"}.get(method, "writes")
         content = None if json_body is None else json.dumps(json_body).encode()
         attempt = 0
+        tenant_learned = False
         while True:
             attempt += 1
             token = await self.token(tenant)  # before the quota: a refused token must not hold a query slot
@@ -286,6 +288,14 @@ class ArmTransport:
                 self._observe_budget(subscription, kind, resp.headers)
             if resp.status_code < 400:
                 return resp
+            right = wrong_tenant_challenge(resp) if not tenant_learned else None
+            if right and right != (tenant or "").lower():
+                # A subscription the map did not know (a depth read before the first refresh): ARM's
+                # challenge names its tenant. Learn it and send once more with that tenant's token.
+                tenant, tenant_learned = right, True
+                if subscription:
+                    self.tenant_of[subscription.lower()] = right
+                continue
             retry_after = retry_after_seconds(resp.headers)
             retryable = resp.status_code in RETRY_STATUSES and (idempotent or resp.status_code == 429 or retry_after is not None)
             if retryable and attempt < self.retry.max_attempts:
@@ -331,6 +341,19 @@ class ArmTransport:
                 raise ArmHttpError(200, "MalformedResponse", f"expected a list page from {url}", method="GET", url=url)
             yield body.get("value") or []
             url = body.get("nextLink") or body.get("@odata.nextLink")
+
+
+_CHALLENGE_TENANT = re.compile(r'authorization_uri="https://[^/"]+/([0-9a-z.-]+)"', re.IGNORECASE)
+
+
+def wrong_tenant_challenge(resp: httpx.Response) -> str | None:
+    """The tenant a 401 InvalidAuthenticationTokenTenant asks for, from ARM's ``WWW-Authenticate``
+    challenge (``Bearer authorization_uri="https://login.windows.net/{tenant}", error="invalid_token"``)."""
+    if resp.status_code != 401:
+        return None
+    m = _CHALLENGE_TENANT.search(resp.headers.get("WWW-Authenticate", ""))
+    tenant = m.group(1).lower() if m else None
+    return tenant if tenant not in (None, "common", "organizations") else None
 
 
 def retry_after_seconds(headers: httpx.Headers) -> float | None:
