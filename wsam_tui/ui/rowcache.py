@@ -101,6 +101,9 @@ def _restore(doc: dict, columns: Sequence[ColumnSpec], glyphs: Mapping[State, st
         cells = joined.split("\n") if n else []
         if len(cells) != n:
             return None
+        if not spec.frozen:  # one object per distinct value (kinds, states, regions … repeat): 50k rows, -25 MB
+            distinct: dict[str, str] = {}
+            cells = [distinct.setdefault(c, c) for c in cells]
         by_column.append(cells)
     states_blob = base64.b64decode(doc["states"], validate=True)
     if len(states_blob) != n * cap_count or (states_blob and max(states_blob) >= len(g.STATES)):
