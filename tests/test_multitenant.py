@@ -10,6 +10,8 @@ InvalidAuthenticationTokenTenant. So a console that sent one token everywhere fa
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import ssl
 import time
@@ -360,3 +362,36 @@ def test_a_subscription_not_yet_mapped_learns_its_tenant_from_arms_challenge(mak
     assert tokens[0] == TENANT_TOKEN_PREFIX + home and set(tokens[1:]) == {TENANT_TOKEN_PREFIX + other}, \
         "one refused request, then every read with the subscription's own tenant's token"
     assert credential.asked == [None, other]
+
+
+def test_export_through_the_azure_cli_reads_both_tenants_and_names_a_refused_one(make_sim, tmp_path, monkeypatch, capsys):
+    """`wsam-tui export --auth cli` end to end: the simulator wants a token per tenant, a stand-in `az`
+    issues them (``az account get-access-token --tenant T``)."""
+    from wsam_tui.cli import main
+
+    fleet = two_tenant_fleet()
+    home = home_tenant(fleet)
+    other = next(s["tenantId"].lower() for s in fleet["subscriptions"] if s["tenantId"].lower() != home)
+    running = make_sim(fleet, throttle=False, graph_quota=False)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+
+    def export(refused: str) -> tuple[int, str, str]:
+        script = FAKE_AZ.format(log=tmp_path / "az.log", refused=refused).replace("cli-token-", TENANT_TOKEN_PREFIX)
+        (bin_dir / "az").write_text(script.replace("tenant=home", f"tenant={home}"))
+        (bin_dir / "az").chmod(0o755)
+        monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+        code = main(["export", "-o", "csv", "--cache-dir", str(tmp_path / f"cache-{refused}"), "--auth", "cli",
+                     "--endpoint", running.base_url, "--ca-bundle", str(running.ca_path)])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    code, out, err = export(refused="nobody")
+    assert code == 0, err
+    assert {row["id"].lower() for row in csv.DictReader(io.StringIO(out))} == machine_ids(fleet)
+
+    code, out, err = export(refused=other)
+    assert code == 3, "a partial result is visible to scripts"
+    assert f"no token for tenant {other}" in err and f"az login --tenant {other}" in err
+    home_subs = {s for s, t in tenants_of(fleet).items() if t == home}
+    assert {row["id"].lower() for row in csv.DictReader(io.StringIO(out))} == machine_ids(fleet, home_subs)

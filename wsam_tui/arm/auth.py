@@ -256,7 +256,7 @@ class TenantTokenError(ArmHttpError):
         self.tenant, self.reason = tenant, reason
         super().__init__(401, "TenantTokenUnavailable",
                          f"no token for tenant {tenant}: {reason} — sign in to that tenant (`az login --tenant {tenant}`, "
-                         "or as the message above asks) and refresh; its subscriptions stay unknown until then")
+                         "or what the error asks for) and refresh; its subscriptions stay unknown until then")
 
 
 class TokenCache:
