@@ -64,6 +64,14 @@ def test_missing_damaged_foreign_or_tampered_files_are_ignored(tmp_path):
     tampered["cells"]["name"] = tampered["cells"]["name"].replace("vm-000", "\x1b]0;pwned\x07")
     write(tampered)
     assert load_rows(tmp_path, columns) is None  # a control character: never drawn
+    coded = json.loads(json.dumps(good))
+    coded["cells"]["state"]["values"][0] = "run\x1b[2Jning"
+    write(coded)
+    assert load_rows(tmp_path, columns) is None  # also in a column kept as distinct values and codes
+    coded = json.loads(json.dumps(good))
+    coded["cells"]["state"]["values"] = []
+    write(coded)
+    assert load_rows(tmp_path, columns) is None  # a code pointing past the values
     write({**good, "states": good["states"][:-4]})  # fewer capability codes than rows need
     assert load_rows(tmp_path, columns) is None
     write(good)

@@ -385,6 +385,7 @@ class WsamApp(App[None]):
                 painted = threading.Event()
                 self.call_from_thread(self._apply_rows, *restored, painted)
                 painted.wait(timeout=2)  # let the first frame out before the derivation competes for the CPU
+                _give_back_memory()  # the file's text, parsed and split, is garbage now
         snapshot = self.session.load()
         names = {str(s.get("subscriptionId", "")).lower(): clean_text(s.get("displayName") or s.get("subscriptionId"))
                  for s in snapshot.subscriptions}
