@@ -528,7 +528,13 @@ class ServerTable(ScrollView, can_focus=True):
             pos = min(old_pos, len(indices) - 1)
         self._view = indices
         self._cursor = max(pos, 0)
-        self.virtual_size = Size(self._frozen_width + self._scroll_width, len(indices) + HEADER_LINES)
+        size = Size(self._frozen_width + self._scroll_width, len(indices) + HEADER_LINES)
+        if size != self.virtual_size:
+            # Not through the reactive's setter: that lays out the whole screen (about 30 ms) on every filter
+            # keystroke, though this widget's own size does not depend on its rows. The scrollbars follow
+            # (and lay out only when one appears or goes).
+            self.set_reactive(ServerTable.virtual_size, size)
+            self._scroll_update(size)
         body = self._body_height()
         if not indices:
             self.scroll_to(y=0, animate=False, immediate=True)
