@@ -92,8 +92,8 @@ def child_console(t0: float, cache_dir: str, keys: int) -> dict:
     class Measured(WsamApp):
         _key_started: float | None = None
 
-        def _apply_rows(self, data, meta, painted=None) -> None:
-            super()._apply_rows(data, meta, painted)
+        def _apply_rows(self, data, meta) -> None:
+            super()._apply_rows(data, meta)
             self.call_after_refresh(lambda: result.setdefault("first_paint", time.time() - t0))
 
         def _apply_snapshot(self, *args) -> None:

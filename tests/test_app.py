@@ -102,8 +102,8 @@ async def test_a_second_start_paints_the_saved_rows_before_deriving(world):
     tables: list = []
 
     class Watching(WsamApp):
-        def _apply_rows(self, data, meta, painted=None) -> None:
-            super()._apply_rows(data, meta, painted)
+        def _apply_rows(self, data, meta) -> None:
+            super()._apply_rows(data, meta)
             seen.append(self.table.row_count)
             tables.append(data)
 

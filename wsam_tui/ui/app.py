@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import ctypes
 import gc
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -263,6 +262,10 @@ class WsamApp(App[None]):
             self._theme_problems.append(f"theme {wanted!r} not found; using {DEFAULT_THEME}")
             wanted = DEFAULT_THEME
         self._initial_theme = wanted
+        # The last session's rows, read before the app starts so that its first frame shows them (reading
+        # them in a worker while the app mounts made both slower: they share one interpreter).
+        self._restored = load_rows(session.inventory.store.directory,
+                                   console_columns({}, now=self.clock()), now=self.clock())
         self.ops = ConsoleActions(self)  # actions and jobs (ui/actions.py, ui/jobs.py)
 
     # ---- layout -------------------------------------------------------------------------------
@@ -293,8 +296,14 @@ class WsamApp(App[None]):
         self.query_one(ServerTable).focus()
         self._render_header()
         self._set_status("Loading the local cache …")
-        self.load_snapshot(then_refresh=self.refresh_on_start and not self.session.offline, restore=True)
-        self.ops.start()
+        then_refresh = self.refresh_on_start and not self.session.offline
+        if self._restored is not None:  # read before the app started: the first frame has the rows
+            self._apply_rows(*self._restored)
+            # The derivation (CPU for seconds at 50k) waits until that frame is out.
+            self.call_after_refresh(self.load_snapshot, then_refresh)
+        else:
+            self.load_snapshot(then_refresh)
+        self.call_after_refresh(self.ops.start)
 
     @property
     def table(self) -> ServerTable:
@@ -355,9 +364,9 @@ class WsamApp(App[None]):
 
     # ---- loading ------------------------------------------------------------------------------
 
-    def load_snapshot(self, then_refresh: bool = False, restore: bool = False) -> None:
+    def load_snapshot(self, then_refresh: bool = False) -> None:
         self.loading = True
-        self._load_worker(then_refresh, restore)
+        self._load_worker(then_refresh)
 
     @property
     def busy(self) -> bool:
@@ -373,19 +382,12 @@ class WsamApp(App[None]):
                         severity="error", markup=False, timeout=15)
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
-    def _load_worker(self, then_refresh: bool = False, restore: bool = False) -> None:
+    def _load_worker(self, then_refresh: bool = False) -> None:
         """The store's snapshot, derived in this thread; at start, the rows saved by the last session are
         painted first (milliseconds), while the snapshot is derived behind them (seconds at 50k)."""
         directory = self.session.inventory.store.directory
-        restored = None
-        if restore:
-            restored = load_rows(directory, console_columns(self.subscription_names, now=self.clock()),
-                                 now=self.clock())
-            if restored is not None:
-                painted = threading.Event()
-                self.call_from_thread(self._apply_rows, *restored, painted)
-                painted.wait(timeout=2)  # let the first frame out before the derivation competes for the CPU
-                _give_back_memory()  # the file's text, parsed and split, is garbage now
+        restored, self._restored = self._restored, None
+        _give_back_memory()  # the saved rows' file, parsed and split, is garbage now
         snapshot = self.session.load()
         names = {str(s.get("subscriptionId", "")).lower(): clean_text(s.get("displayName") or s.get("subscriptionId"))
                  for s in snapshot.subscriptions}
@@ -420,10 +422,8 @@ class WsamApp(App[None]):
         return (f"{newest}|{len(snapshot.servers)}|{','.join(inv.required_tags)}|{inv.stale_after_days}|"
                 f"{self.clock().date().isoformat()}|{__version__}")
 
-    def _apply_rows(self, data: TableData, meta: dict, painted: threading.Event | None = None) -> None:
+    def _apply_rows(self, data: TableData, meta: dict) -> None:
         """The last session's rows, until the snapshot is derived (filter and details wait for it)."""
-        if painted is not None:
-            self.call_after_refresh(painted.set)
         if self.index is not None:
             return
         subs = [s for s in meta.get("subscriptions") or [] if isinstance(s, dict)]
