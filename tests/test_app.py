@@ -394,6 +394,7 @@ async def test_export_command_writes_the_servers_shown(world, tmp_path):
         await loaded(pilot)
         await type_command(pilot, "filter kind:arc")
         await type_command(pilot, f"export csv {target}")
+        await wait_for(pilot, lambda: any("Wrote" in n for n in notices(app)), what="the export (a worker)")
         rows = list(csv.DictReader(io.StringIO(target.read_text(encoding="utf-8"))))
         assert sorted(r["name"] for r in rows) == sorted(shown_names(app)) and len(rows) == 7
         await type_command(pilot, f"export xml {target}")

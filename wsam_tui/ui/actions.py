@@ -266,7 +266,7 @@ class ActionForm(ModalScreen[dict | None]):
                 yield Input(id="protected-settings", password=True)
         elif aid == "run-command":
             scripts = saved_scripts()
-            yield Label(f"Saved scripts ({scripts_dir()})")
+            yield Label(Content(f"Saved scripts ({scripts_dir()})"))  # a path may hold [brackets]: not markup
             with Horizontal():
                 yield Select([(name, name) for name in scripts], id="saved-script", prompt="load a saved script …")
                 yield Input(id="save-name", placeholder="name to save as")

@@ -730,7 +730,8 @@ class WsamApp(App[None]):
             else:
                 self._show_view(server_id, view)
                 return
-        view = cached_view(self.session.inventory, server_id, now=self.clock())
+        # Off the UI loop: the first view of a large subscription indexes it (seconds at 10k servers).
+        view = await asyncio.to_thread(cached_view, self.session.inventory, server_id, now=self.clock())
         if view is not None:
             self._show_view(server_id, view)
         if problem:
@@ -881,8 +882,6 @@ class WsamApp(App[None]):
             self.query_one(FilterBar).add_class("-open")
 
     def _export(self, arg: str) -> None:
-        from .. import export
-
         parts = arg.split(maxsplit=1)
         fmt = parts[0].lower() if parts else "csv"
         if fmt not in ("csv", "json", "md"):
@@ -891,6 +890,13 @@ class WsamApp(App[None]):
         stamp = self.clock().strftime("%Y%m%d-%H%M%S")
         path = Path(parts[1]).expanduser() if len(parts) > 1 else Path.cwd() / f"wsam-export-{stamp}.{fmt}"
         shown = [self.servers[i] for i in self.table.view]
+        self._write_export(fmt, path, shown)
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _write_export(self, fmt: str, path: Path, shown: list[Server]) -> None:
+        """Formatting tens of thousands of rows and writing them takes seconds: not on the UI loop."""
+        from .. import export
+
         oldest = self.snapshot.oldest if self.snapshot else None
         newest = self.snapshot.newest if self.snapshot else None
         text = (export.to_json(shown, oldest=oldest, newest=newest) if fmt == "json" else
@@ -898,9 +904,10 @@ class WsamApp(App[None]):
         try:
             path.write_text(text, encoding="utf-8")
         except OSError as e:
-            self.notify(clean_text(f"Cannot write {path}: {e.strerror or e}"), severity="error", markup=False)
+            self.call_from_thread(self.notify, clean_text(f"Cannot write {path}: {e.strerror or e}"),
+                                  severity="error", markup=False)
             return
-        self.notify(clean_text(f"Wrote {len(shown):,} servers to {path}"), markup=False)
+        self.call_from_thread(self.notify, clean_text(f"Wrote {len(shown):,} servers to {path}"), markup=False)
 
     @work(exclusive=True, group="kql", exit_on_error=False)
     async def run_kql(self, query: str) -> None:
