@@ -730,8 +730,7 @@ class WsamApp(App[None]):
             else:
                 self._show_view(server_id, view)
                 return
-        # Off the UI loop: the first view of a large subscription indexes it (seconds at 10k servers).
-        view = await asyncio.to_thread(cached_view, self.session.inventory, server_id, now=self.clock())
+        view = cached_view(self.session.inventory, server_id, now=self.clock())
         if view is not None:
             self._show_view(server_id, view)
         if problem:
