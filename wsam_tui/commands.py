@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
+from .ages import age_text as age_text  # re-exported
 from .arm.auth import CredentialError, EndpointError, quiet_azure_logging
 from .arm.transport import ArmHttpError, TransportEvent
 from .config import load_settings
@@ -16,19 +16,6 @@ from .inventory import ConnectOptions, Inventory, connect
 from .store.cache import Store, default_store_dir
 
 EXIT_OK, EXIT_USAGE, EXIT_PARTIAL, EXIT_NO_DATA, EXIT_CONNECT = 0, 2, 3, 4, 5
-
-
-def age_text(when: datetime | None, now: datetime | None = None) -> str:
-    if when is None:
-        return "never"
-    seconds = int(((now or datetime.now(UTC)) - when).total_seconds())
-    if seconds < 90:
-        return f"{max(seconds, 0)} s ago"
-    if seconds < 5400:
-        return f"{seconds // 60} min ago"
-    if seconds < 172800:
-        return f"{seconds // 3600} h ago"
-    return f"{seconds // 86400} days ago"
 
 
 class StderrProgress:

@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from .arm.auth import quiet_azure_logging
+from .arm.common import quiet_azure_logging
 from .config import cache_dir, load_settings
 from .inventory import ConnectOptions, Inventory
 from .session import FleetSession, SessionInfo

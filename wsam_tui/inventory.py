@@ -12,25 +12,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .arm import armlist, graph
-from .arm.auth import (
-    CLOUDS,
-    EndpointError,
-    StaticTokenCredential,
-    TenantTokenError,
-    TokenCache,
-    build_credential,
-    discover_endpoint,
-    ssl_context,
-)
+from .arm import graph
+from .arm.common import ArmHttpError, EndpointError, TenantTokenError, TransportEvent
 from .arm.graph import QUERIES, SourceResult, fetch_sources, unflatten_machine
-from .arm.transport import ArmHttpError, ArmTransport, TransportEvent
 from .fleet.assemble import assemble
 from .fleet.capabilities import build_server
 from .fleet.model import Server, Source, SourceStatus, clean_text
 from .store.cache import CHUNK, Store
+
+if TYPE_CHECKING:
+    from .arm.transport import ArmTransport
 
 SIMULATOR_TOKEN = "wsam-simulator-accepts-any-token"
 _SUB_IN = re.compile(r"/subscriptions/([^/]+)", re.IGNORECASE)
@@ -65,6 +58,17 @@ class Connection:
 
 async def connect(opts: ConnectOptions) -> Connection:
     """Build the transport for Azure (a cloud) or any ARM-compatible endpoint (--endpoint, --ca-bundle)."""
+    # Here, not at the top: the console draws its first frame from the cache before it needs httpx.
+    from .arm.auth import (
+        CLOUDS,
+        StaticTokenCredential,
+        TokenCache,
+        build_credential,
+        discover_endpoint,
+        ssl_context,
+    )
+    from .arm.transport import ArmTransport
+
     verify = ssl_context(opts.ca_bundle)
     any_token = False
     if opts.endpoint:
@@ -274,6 +278,8 @@ class Inventory:
                     store_result(SourceResult(result.source, rest, [], result.error))
         if through_arm:
             report.through_arm = through_arm
+            from .arm import armlist
+
             await armlist.fetch_sources_arm(conn.transport, through_arm, progress=progress, tenants=tenant_of,
                                             on_result=store_result)
         report.seconds = time.monotonic() - started

@@ -18,15 +18,16 @@ import threading
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .arm.auth import CredentialError, EndpointError
-from .arm.graph import Progress
-from .arm.transport import ArmConnectionError, ArmHttpError, TransportEvent
+from .arm.common import ArmConnectionError, ArmHttpError, CredentialError, EndpointError, TransportEvent
 from .fleet.model import clean_text
 from .inventory import Connection, ConnectOptions, Inventory, RefreshReport, Snapshot, connect
-from .ops.engine import Engine, JobEvent
 from .ops.journal import JobRecord, Journal
+
+if TYPE_CHECKING:
+    from .arm.graph import Progress
+    from .ops.engine import Engine, JobEvent
 
 T = TypeVar("T")
 
@@ -170,6 +171,8 @@ class FleetSession:
         Raises ConnectFailed (offline, or ARM unreachable)."""
 
         async def go() -> Engine:
+            from .ops.engine import Engine  # httpx: loaded when the first action runs, not at start
+
             conn = await self._connection()
             if self._engine is None:
                 self._engine = Engine(conn.transport, journal=self.journal, readonly=self.info.readonly,

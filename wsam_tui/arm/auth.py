@@ -20,7 +20,12 @@ from typing import Any
 import httpx
 from azure.core.credentials import AccessToken
 
-from .transport import ArmHttpError
+# Re-exported: these live in .common, importable without httpx or azure-core.
+from .common import ArmHttpError as ArmHttpError
+from .common import CredentialError as CredentialError
+from .common import EndpointError as EndpointError
+from .common import TenantTokenError as TenantTokenError
+from .common import quiet_azure_logging as quiet_azure_logging
 
 log = logging.getLogger("wsam_tui.arm")
 
@@ -46,21 +51,6 @@ AUTH_CHOICES = ("cli", "device-code", "env", "managed-identity", "static")
 # credential may be asked for a token of any of them (``get_token(scope, tenant_id=T)``). A managed
 # identity lives in one tenant and ignores the tenant asked for.
 ANY_TENANT = ["*"]
-
-
-class CredentialError(Exception):
-    """No credential worked: says which were tried and how to fix each."""
-
-    def __init__(self, attempts: list[tuple[str, str, str]]) -> None:
-        self.attempts = attempts  # (credential, what happened, how to fix)
-        lines = ["No Azure credential worked. Tried:"]
-        for name, what, fix in attempts:
-            lines.append(f"  - {name}: {what}\n      fix: {fix}")
-        super().__init__("\n".join(lines))
-
-
-class EndpointError(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -248,17 +238,6 @@ def build_credential(auth: str | None, *, tenant: str | None, cloud: Cloud, inte
     return ChainedCredential(chain)
 
 
-class TenantTokenError(ArmHttpError):
-    """No token could be had for one tenant (MFA, conditional access, consent, not signed in there): the
-    requests of that tenant's subscriptions fail with it, the other tenants' go on."""
-
-    def __init__(self, tenant: str, reason: str) -> None:
-        self.tenant, self.reason = tenant, reason
-        super().__init__(401, "TenantTokenUnavailable",
-                         f"no token for tenant {tenant}: {reason} — sign in to that tenant (`az login --tenant {tenant}`, "
-                         "or what the error asks for) and refresh; its subscriptions stay unknown until then")
-
-
 class TokenCache:
     """An async token provider for the transport: one token per (tenant, scope), refreshed 5 minutes before
     expiry, kept in memory only. ``await cache()`` is the home tenant's (``--tenant``, or the credential's
@@ -305,13 +284,3 @@ def _credential_reason(e: BaseException) -> str:
     if isinstance(e, CredentialError):
         return "; ".join(f"{name}: {what}" for name, what, _ in e.attempts) or "no credential worked"
     return first_line(e)
-
-
-def quiet_azure_logging(path: str | None = None) -> None:
-    """SDK warnings on stderr corrupt a full-screen UI: route the `azure` logger to a file (or nowhere)."""
-    logger = logging.getLogger("azure")
-    logger.propagate = False
-    for h in list(logger.handlers):
-        logger.removeHandler(h)
-    handler: logging.Handler = logging.FileHandler(path, encoding="utf-8") if path else logging.NullHandler()
-    logger.addHandler(handler)

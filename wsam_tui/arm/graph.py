@@ -16,10 +16,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..fleet.model import Source
-from .transport import ArmHttpError, ArmTransport
+from .common import ArmHttpError
+
+if TYPE_CHECKING:
+    from .transport import ArmTransport
 
 GRAPH_PATH = "/providers/Microsoft.ResourceGraph/resources"
 GRAPH_API = "2022-10-01"

@@ -22,41 +22,16 @@ from typing import Any
 
 import httpx
 
+# Re-exported: these live in .common, importable without httpx.
+from .common import ArmConnectionError as ArmConnectionError
+from .common import ArmHttpError as ArmHttpError
+from .common import TransportEvent as TransportEvent
+
 log = logging.getLogger("wsam_tui.arm")
 
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 IDEMPOTENT = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
 _SUB = re.compile(r"/subscriptions/([^/?]+)", re.IGNORECASE)
-
-
-class ArmHttpError(Exception):
-    """A request that failed for good, with what ARM said and the ids to quote to support."""
-
-    def __init__(self, status: int, code: str, message: str, *, request_id: str = "", correlation_id: str = "",
-                 method: str = "", url: str = "", body: Any = None) -> None:
-        self.status, self.code, self.message = status, code, message
-        self.request_id, self.correlation_id = request_id, correlation_id
-        self.method, self.url, self.body = method, url, body
-        super().__init__(self.describe())
-
-    def describe(self) -> str:
-        rid = f" (request id {self.request_id})" if self.request_id else ""
-        status = f"HTTP {self.status} " if self.status else ""
-        return f"{status}{self.code}: {self.message}{rid}"
-
-
-class ArmConnectionError(ArmHttpError):
-    """ARM could not be reached (DNS, TLS, refused, reset, timeout) after the retries."""
-
-
-@dataclass(frozen=True)
-class TransportEvent:
-    """What the transport is doing, for a status line: kind is 'throttled', 'retry', 'budget-wait' or 'error'."""
-
-    kind: str
-    scope: str  # "subscription <id>", "Resource Graph", "tenant"
-    seconds: float
-    message: str
 
 
 @dataclass

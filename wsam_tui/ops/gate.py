@@ -7,11 +7,12 @@ Reads (GET, HEAD) pass: tracking an operation and re-reading a server are reads.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
-from ..arm.transport import ArmTransport
+    from ..arm.transport import ArmTransport
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 

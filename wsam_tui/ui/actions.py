@@ -35,18 +35,18 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Select, SelectionList, Static, TextArea
 from textual.widgets.option_list import Option
 
-from ..arm.transport import ArmHttpError
+from ..arm.common import ArmHttpError
 from ..config import config_dir
 from ..fleet.model import Kind, Server, clean_text
 from ..ops.catalog import ACTIONS as CATALOG_ACTIONS
 from ..ops.catalog import CLASSIFICATIONS, EXTENSIONS, REBOOT_SETTINGS, Action, ActionError, installed
-from ..ops.engine import JobEvent
 from ..ops.gate import ReadOnlyError
 from ..ops.journal import JobBusyError
 from ..ops.plan import CONFIRM_THRESHOLD, Plan, plan, secrets_for
 from ..session import ConnectFailed
 
 if TYPE_CHECKING:
+    from ..ops.engine import JobEvent
     from .app import WsamApp
 
 SHOWN = 500  # plan lines drawn per section before "… and N more" (the az commands are copied in full)

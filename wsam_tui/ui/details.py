@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -25,12 +25,14 @@ from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Static
 
-from wsam_tui.commands import age_text
-from wsam_tui.depth import ServerView
+from wsam_tui.ages import age_text
 from wsam_tui.fleet.capabilities import CATALOG
 from wsam_tui.fleet.model import CapabilityState, Evidence, Extension, Kind, Server, State, clean_text
 
 from . import glyphs as g
+
+if TYPE_CHECKING:
+    from wsam_tui.depth import ServerView
 
 __all__ = ["DetailsPane"]
 

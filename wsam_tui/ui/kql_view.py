@@ -19,7 +19,7 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from ..commands import age_text
+from ..ages import age_text
 from ..fleet.model import clean_text
 from ..kqlquery import SOURCE_CACHE, KqlAnswer
 
