@@ -10,6 +10,7 @@ import diskcache
 import pytest
 
 from wsam_tui.arm import graph
+from wsam_tui.arm.transport import ArmTransport
 from wsam_tui.fleet.model import Source
 from wsam_tui.inventory import ConnectOptions, Inventory, connect
 from wsam_tui.store.cache import SCHEMA, Store
@@ -196,14 +197,14 @@ def test_a_source_failing_midway_keeps_its_rows_and_records_the_error(make_sim, 
     assert asyncio.run(refreshed(running, store)).complete
     before = {(m.subscription, m.source): m.count for m in store.manifests()}
     monkeypatch.setattr(graph, "PAGE", 40)
-    real_post = graph.ArmTransport.post_json
+    real_post = ArmTransport.post_json
 
     async def machine_pages_fail_after_the_first(self, path, body, params=None):
         if "microsoft.compute/virtualmachines'" in body["query"] and body["options"]["$skip"] > 0:
             raise graph.ArmHttpError(500, "InternalServerError", "the third page broke", method="POST", url=path)
         return await real_post(self, path, body, params)
 
-    monkeypatch.setattr(graph.ArmTransport, "post_json", machine_pages_fail_after_the_first)
+    monkeypatch.setattr(ArmTransport, "post_json", machine_pages_fail_after_the_first)
     report = asyncio.run(refreshed(running, store))
     assert {source for _, source, _ in report.failures} == {Source.MACHINES.value}
     after = {m.subscription + "/" + m.source: m for m in store.manifests()}

@@ -1009,15 +1009,22 @@ class FleetIndex:
 
     def _split_haystack(self) -> None:
         """A free word is tested on the haystack: about 180 characters a server, most of them repeated
-        across the fleet (subscription id and name, location, OS, state). Those fields are grouped into
-        *profiles*, a few hundred or thousand distinct ones, each tested once per word; each server then
-        needs one look-up and a test on what is its own (name, resource group, tags): 3-4x faster at
-        50,000 servers than the whole haystack per server, with the same matches (a word matches
-        within one field)."""
+        across the fleet (subscription id and name, location, OS name and release, state). Those fields
+        are grouped into *profiles*, a few hundred distinct ones, each tested once per word; each server
+        then needs one look-up and a test on what is its own (name, resource group, tags, OS build):
+        3-4x faster at 50,000 servers than the whole haystack per server, with the same matches (a word
+        matches within one field). The OS build is the server's own: with it in the profile, nearly
+        every server had a profile of its own (43,000 of 50,000), tested in full for each word."""
         ids: dict[tuple[str, ...], int] = {}
-        self._columns["profile"] = [ids.setdefault((e.sub_text, e.loc, e.os, e.state), len(ids))
-                                    for e in self.entries]
-        self._columns["rest"] = [e.rest for e in self.entries]
+        profile: list[int] = []
+        rest: list[str] = []
+        for e in self.entries:
+            os_name, _, version_release = e.os.partition(_SEP)
+            version, _, release = version_release.partition(_SEP)
+            profile.append(ids.setdefault((e.sub_text, e.loc, f"{os_name}{_SEP}{release}", e.state), len(ids)))
+            rest.append(f"{e.rest}{_SEP}{version}" if version else e.rest)
+        self._columns["profile"] = profile
+        self._columns["rest"] = rest
         self._profile_texts = [_SEP.join(key) for key in ids]
 
     def _remember_mask(self, key: Any, mask: bytes) -> bytes:

@@ -17,9 +17,9 @@ from typing import ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.widgets import Input
 
 from ..fleet.model import clean_text
+from .inputs import BarInput
 
 MAX_SHOWN_CANDIDATES = 6
 MAX_HISTORY = 200
@@ -90,7 +90,7 @@ class _Cycle:
     shown: str  # the value the last tab produced; any other edit ends the cycle
 
 
-class CommandLine(Input):
+class CommandLine(BarInput):
     """The `:` bar. Posts ``CommandLine.Submitted(spec, argument)`` on enter and ``CommandLine.Cancelled``
     on escape (or enter on an empty line); a line that does not parse stays as typed, with the error shown after it."""
 

@@ -405,6 +405,8 @@ class ServerTable(ScrollView, can_focus=True):
         background: $surface;
         color: $foreground;
         height: 1fr;
+        /* Always there: a scrollbar that comes and goes as a filter empties the view re-lays out the screen. */
+        overflow-y: scroll;
         & > .servertable--header { background: $panel; color: $foreground; text-style: bold; }
         &:ansi > .servertable--header { background: ansi_default; color: ansi_default; text-style: bold underline; }
         & > .servertable--odd { background: $surface-lighten-1 50%; }
