@@ -285,8 +285,12 @@ class Inventory:
         report.seconds = time.monotonic() - started
         return report
 
-    def load(self, wanted: Sequence[str] = (), *, now: datetime | None = None, evidence: bool = False) -> Snapshot:
-        """Servers from the store. Without ``evidence`` (the table), cells keep state, summary and flags only."""
+    def load(self, wanted: Sequence[str] = (), *, now: datetime | None = None, evidence: bool = False,
+             part: tuple[int, int] = (0, 1)) -> Snapshot:
+        """Servers from the store. Without ``evidence`` (the table), cells keep state, summary and flags only.
+
+        ``part=(k, n)``: only the servers of the k-th of n shares of the subscriptions (balanced by server
+        count), for deriving in n processes at once; the snapshot's other fields are the whole fleet's."""
         subs_meta = self.store.get_meta("subscriptions", []) or []
         if wanted:
             keys = {w.lower() for w in wanted}
@@ -319,7 +323,7 @@ class Inventory:
         when = now or datetime.now(UTC)
         shared: dict = {}
         servers: list[Server] = []
-        for entries in by_sub.values():
+        for entries in _share(by_sub, *part):
             rows: dict[Source, list[dict]] = dict(shared_rows)
             for source, m in entries:
                 if source not in fleet_wide:
@@ -333,3 +337,20 @@ class Inventory:
         servers.sort(key=lambda s: (s.name.lower(), s.id.lower()))
         return Snapshot(servers=servers, subscriptions=subs_meta, oldest=min(fetched, default=None),
                         newest=max(fetched, default=None), notices=list(self.store.notices))
+
+
+def _share(by_sub: dict[str, list], k: int, n: int) -> list[list]:
+    """The k-th of n shares of the subscriptions' entries, balanced by machine count (largest first, each to
+    the lightest share), so that n processes deriving a share each finish together."""
+    if n <= 1:
+        return list(by_sub.values())
+    loads, shares = [0] * n, [[] for _ in range(n)]
+
+    def machines(entries: list) -> int:
+        return sum(m.count for source, m in entries if source is Source.MACHINES)
+
+    for sub in sorted(by_sub, key=lambda sub: (-machines(by_sub[sub]), sub)):
+        lightest = loads.index(min(loads))
+        loads[lightest] += machines(by_sub[sub])
+        shares[lightest].append(by_sub[sub])
+    return shares[k]
