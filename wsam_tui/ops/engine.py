@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -111,6 +111,11 @@ class _Live:
     secrets: Mapping[str, Any]
     cancelled: bool = False
     resources: dict[str, dict] = field(default_factory=dict)
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)  # set on cancel: wakes every target still waiting
+
+    def __post_init__(self) -> None:
+        if self.cancelled:
+            self.stopped.set()
 
 
 class Engine:
@@ -201,6 +206,7 @@ class Engine:
         if live is None or live.cancelled:
             return False
         live.cancelled = True
+        live.stopped.set()
         live.writer.append({"t": "cancel"}, sync=True)
         self.audit.write("job-cancelled", {"job": job_id, "principal": live.record.principal,
                                            "action": live.record.action})
@@ -336,12 +342,11 @@ class Engine:
         kind = "deletes" if t.call.method == "DELETE" else "writes"
         bucket = await self._bucket(t.target.subscription_id, kind)
         for attempt in range(1, self.max_attempts + 1):
-            async with self._slots:
-                if live.cancelled:
-                    self._finish(live, t, TargetState.CANCELLED, message="cancelled before it was sent")
-                    return
-                await bucket.take(lambda _wait: self._set(live, t, TargetState.THROTTLED), self.sleep)
-                if live.cancelled:
+            async with self._slot(live) as got:
+                # A cancel wakes targets waiting for a slot or for the write budget at once: never sent.
+                got = got and await self._unless_cancelled(
+                    live, bucket.take(lambda _wait: self._set(live, t, TargetState.THROTTLED), self.sleep))
+                if not got or live.cancelled:
                     self._finish(live, t, TargetState.CANCELLED, message="cancelled before it was sent")
                     return
                 call = self._call(live, t, with_secrets=True)
@@ -381,13 +386,41 @@ class Engine:
                     t.in_doubt = False
                     if transient and (act.idempotent or call.track == "resource") and attempt < self.max_attempts:
                         t.retries += 1
-                        await self.sleep(min(2.0 ** attempt, self.poll_cap_s))
+                        await self._unless_cancelled(live, self.sleep(min(2.0 ** attempt, self.poll_cap_s)))
                         continue
                     self._finish(live, t, TargetState.FAILED, code=e.code, message=e.message)
                     return
             self._observe(bucket, resp)
             self._accepted(live, t, call, resp)
             return
+
+    @staticmethod
+    async def _unless_cancelled(live: _Live, waiting: Awaitable[Any]) -> bool:
+        """Wait for ``waiting`` unless the job is cancelled first (then ``waiting`` is abandoned): True when it ended."""
+        task = asyncio.ensure_future(waiting)
+        if live.stopped.is_set():
+            task.cancel()
+        else:
+            stop = asyncio.ensure_future(live.stopped.wait())
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if task.done() and not task.cancelled():
+                task.result()  # raise what it raised
+                return True
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, live: _Live) -> AsyncIterator[bool]:
+        """One of the global slots, unless the job is cancelled while waiting for it (yields False then)."""
+        got = await self._unless_cancelled(live, self._slots.acquire())
+        try:
+            yield got
+        finally:
+            if got:
+                self._slots.release()
 
     @staticmethod
     def _observe(bucket: _Bucket, resp: httpx.Response) -> None:
