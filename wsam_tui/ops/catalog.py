@@ -623,7 +623,7 @@ class EnableIdentity(Action):
     def request(self, target, params, secrets=None):
         itype = "SystemAssigned, UserAssigned" if params.get("user_assigned") else "SystemAssigned"
         return Call("PATCH", target.id, API["vm"], {"identity": {"type": itype}}, track="resource",
-                    resource_path=target.id)
+                    resource_path=target.id, expand="instanceView")  # the power state, for the table's row
 
     def target_params(self, server, params):
         return {**params, "user_assigned": "userassigned" in server.identity_type.lower()}

@@ -272,6 +272,7 @@ class Engine:
                             "output": output, "result": t.result, "retries": t.retries, "requestId": t.request_id,
                             "correlationId": t.correlation_id})
         if resource is not None:
+            resource = scrub(resource)  # what the console keeps of it: never a protected value
             live.resources[t.target.id.lower()] = resource
         self.audit.write("target", {
             "job": live.record.id, "principal": live.record.principal, "action": live.record.action,
