@@ -327,6 +327,27 @@ async def test_an_unfinished_job_is_announced_at_start_and_resumed_from_the_jobs
     assert sorted(e["path"].rsplit("/", 3)[1] for e in writes(running)) == ["web-01", "web-02"]
 
 
+async def test_a_restart_killed_in_flight_resumes_in_doubt_and_the_pane_says_what_to_check(make_sim, private_dirs):
+    running, app = await console(make_sim, private_dirs, monitored_fleet())
+    p = plan("power.restart", {}, servers_named(private_dirs, "web-01"))
+    journal_unsent(private_dirs, p)
+    writer = Journal(private_dirs / "state" / "jobs").open(p.id)  # the request left, the console died: no answer
+    writer.append({"t": "intent", "target": p.targets[0].target.id, "attempt": 1, "method": "POST",
+                   "path": p.targets[0].call.path}, sync=True)
+    writer.close()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("J")
+        await wait_for(pilot, lambda: "unfinished: r resumes" in screen_text(app), 10, "the unfinished job")
+        await pilot.press("r")
+        await job_done(pilot)
+        await wait_for(pilot, lambda: "1 in-doubt" in screen_text(app), 10, "the resumed job's end")
+        text = screen_text(app)
+        assert "in-doubt  InDoubt: in doubt: a restart leaves the VM running either way; check its activity log" in text
+        assert "f retry failed" in text
+    assert writes(running) == [], "a restart is not sent again blindly"
+
+
 async def test_offline_offers_no_action(make_sim, private_dirs):
     running, online = await console(make_sim, private_dirs, monitored_fleet())
     app = make_app(console_session(private_dirs / "store", offline=True), clock=online.clock())

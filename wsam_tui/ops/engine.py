@@ -35,9 +35,9 @@ import httpx
 from ..arm.transport import ArmConnectionError, ArmHttpError, ArmTransport, parse_json, retry_after_seconds
 from ..fleet.model import Kind, clean_text
 from .audit import AuditLog, principal_from_token
-from .catalog import HIDDEN, Call, action
+from .catalog import HIDDEN, Call, action, parse_time
 from .gate import ReadOnlyError, WriteGate
-from .journal import JobRecord, JobWriter, Journal, TargetRecord, now_iso, scrub
+from .journal import RETRYABLE, JobRecord, JobWriter, Journal, TargetRecord, now_iso, scrub
 from .plan import Plan
 
 log = logging.getLogger("wsam_tui.ops")
@@ -55,6 +55,7 @@ class TargetState(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
+    IN_DOUBT = "in-doubt"  # a request that may or may not have reached ARM, and is not safe to send again
 
 
 @dataclass(frozen=True)
@@ -185,12 +186,13 @@ class Engine:
         return await self._drive(record, writer, secrets or {})
 
     async def retry_failed(self, job_id: str, *, secrets: Mapping[str, Any] | None = None) -> JobRecord:
-        """Send again to the targets that failed or were cancelled (a new round: new Run Command names)."""
+        """Send again to the targets that failed, were cancelled or ended in doubt (a new round: new Run Command
+        names)."""
         writer = self.journal.open(job_id)
         try:
             record = self.journal.load(job_id)
             self._refuse_if_readonly(record)
-            again = [t.target.id for t in record.targets.values() if t.state in ("failed", "cancelled")]
+            again = [t.target.id for t in record.targets.values() if t.state in RETRYABLE]
             writer.append({"t": "retry", "targets": again}, sync=True)
             record = self.journal.load(job_id)
         except BaseException:
@@ -324,12 +326,53 @@ class Engine:
             if doc is None or act.idempotent:
                 t.in_doubt = False  # not there, or sending it again changes nothing: send
                 return
+        elif call.track == "operation":  # a POST: what its server shows now says whether it arrived
+            await self._judge_arrival(live, t, act)
+            return
         elif act.idempotent:
             t.in_doubt = False
             return
-        self._finish(live, t, TargetState.FAILED, code="InDoubt",
-                     message="the process stopped while this request was in flight; ARM may have received it. "
-                             "Check the server, then retry-failed to send it again.")
+        self._finish(live, t, TargetState.IN_DOUBT, code="InDoubt",
+                     message="in doubt: the process stopped while this request was in flight; ARM may have received "
+                             "it. Check the server, then retry-failed to send it again.")
+
+    async def _judge_arrival(self, live: _Live, t: TargetRecord, act: Any) -> bool:
+        """Read what the action names as evidence and act on the verdict: done → succeeded, running → follow
+        (poll mode "confirm"), absent → clear the doubt (send), unknown → in doubt. True when it ended."""
+        what = act.evidence(t.target)
+        try:
+            evidence = await self._read_evidence(t, what) if what else None
+        except (ArmHttpError, ArmConnectionError) as e:
+            self._finish(live, t, TargetState.IN_DOUBT, code="InDoubt",
+                         message=f"in doubt: could not read the {what} to learn whether the request arrived "
+                                 f"({e.code}); check the server, then retry-failed")
+            return True
+        arrival = act.arrival(t.target, t.params, evidence, parse_time(t.intent_at))
+        if arrival.verdict == "done":
+            self._finish(live, t, TargetState.SUCCEEDED, message=f"confirmed by reading the server: {arrival.message}",
+                         resource=evidence if isinstance(evidence, dict) else None)
+            return True
+        if arrival.verdict == "running":
+            if t.poll is None:
+                t.poll = {"mode": "confirm", "after": 1.0}
+                self._accept(live, t, t.poll)
+            return False
+        if arrival.verdict == "absent" and t.poll is None:
+            t.in_doubt = False  # never arrived, or idempotent by nature: send
+            return False
+        self._finish(live, t, TargetState.IN_DOUBT, code="InDoubt", message=arrival.message or (
+            "in doubt: the server stopped showing the operation before its end; check it, then retry-failed"))
+        return True
+
+    async def _read_evidence(self, t: TargetRecord, what: str) -> Any:
+        api = "2024-07-01" if t.target.kind is Kind.VM else "2024-07-10"
+        if what == "machine":
+            doc = parse_json(await self.gate.read(t.target.id, {"api-version": api, "$expand": "instanceView"}),
+                             "GET", t.target.id)
+            return scrub(doc) if isinstance(doc, dict) else None
+        path = f"{t.target.id}/extensions"
+        body = parse_json(await self.gate.read(path, {"api-version": api}), "GET", path)
+        return scrub(body.get("value") or []) if isinstance(body, dict) else []
 
     async def _bucket(self, subscription: str, kind: str) -> _Bucket:
         key = (subscription.lower(), kind)
@@ -358,8 +401,9 @@ class Engine:
                                          "resume it with them")
                     return
                 t.attempt += 1
-                live.writer.append({"t": "intent", "target": t.target.id, "attempt": t.attempt, "method": public.method,
-                                    "path": public.path})
+                t.intent_at = now_iso()
+                live.writer.append({"t": "intent", "at": t.intent_at, "target": t.target.id, "attempt": t.attempt,
+                                    "method": public.method, "path": public.path})
                 await live.writer.durable()  # on disk before the request leaves
                 t.in_doubt = True
                 t.started = t.started or now_iso()
@@ -491,6 +535,8 @@ class Engine:
                 async with self._polls:
                     if poll.get("mode") == "resource":
                         ended = await self._poll_resource(live, t, poll)
+                    elif poll.get("mode") == "confirm":  # an in-doubt POST found running: until its server shows the end
+                        ended = await self._judge_arrival(live, t, action(live.record.action))
                     else:
                         ended, hint = await self._poll_operation(live, t, poll)
                         if hint is not None:
@@ -505,7 +551,7 @@ class Engine:
                 ended = False
             if ended:
                 return
-            if poll.get("mode") == "resource" or failures:
+            if poll.get("mode") in ("resource", "confirm") or failures:
                 delay = min(self.poll_cap_s, max(delay * 1.5, 0.2))
         self._finish(live, t, TargetState.FAILED, code="TrackingTimeout",
                      message=f"still running after {self.track_timeout_s:.0f} s; check the server")

@@ -42,7 +42,7 @@ from ..fleet.model import Kind, Server, clean_text
 from ..ops.catalog import ACTIONS as CATALOG_ACTIONS
 from ..ops.catalog import CLASSIFICATIONS, EXTENSIONS, REBOOT_SETTINGS, Action, ActionError, installed
 from ..ops.gate import ReadOnlyError
-from ..ops.journal import JobBusyError
+from ..ops.journal import RETRYABLE, JobBusyError
 from ..ops.plan import CONFIRM_THRESHOLD, Plan, plan, secrets_for
 from ..session import ConnectFailed
 
@@ -652,7 +652,7 @@ class ConsoleActions:
                        severity="error", markup=False, timeout=15)
         else:
             counts = ", ".join(f"{n:,} {s}" for s, n in sorted(job.counts().items()))
-            bad = any(t.state in ("failed", "cancelled") for t in job.targets.values())
+            bad = any(t.state in RETRYABLE for t in job.targets.values())
             app.notify(clean_text(f"{what} ended: {counts}"), title=clean_text(job.title, limit=80),
                        severity="warning" if bad else "information", markup=False, timeout=10)
         finally:
