@@ -398,16 +398,23 @@ def store_effects(inventory: Inventory) -> int:
         sub = subscription_of({"id": mid}).lower()
         for source, rows in sources.items():
             by_target.setdefault((sub, source), {})[mid] = rows
-    manifests = {(m.subscription, m.source): m for m in store.manifests({sub for sub, _ in by_target})}
     for (sub, source), replaced in by_target.items():
-        manifest = manifests.get((sub, source.value))
-        if manifest is None or manifest.fetched_at is None:
-            continue  # never read: a refresh fills it
-        rows = [r for r in store.rows_of(manifest)
-                if not any(k in replaced for k in _machine_keys(source, r))]
-        rows += [r for found in replaced.values() for r in found]
-        writer = store.begin_rows(sub, source.value, tenant=manifest.tenant)
-        for position, start in enumerate(range(0, len(rows), CHUNK)):
-            writer.add(position, rows[start: start + CHUNK])
-        writer.commit(fetched_at=manifest.fetched_at)
+        for _ in range(3):  # a refresh that replaced these rows meanwhile: start again from its rows
+            manifest = _manifest(store, sub, source)
+            if manifest is None or manifest.fetched_at is None:
+                break  # never read: a refresh fills it
+            rows = [r for r in store.rows_of(manifest) if not any(k in replaced for k in _machine_keys(source, r))]
+            rows += [r for found in replaced.values() for r in found]
+            writer = store.begin_rows(sub, source.value, tenant=manifest.tenant)
+            for position, start in enumerate(range(0, len(rows), CHUNK)):
+                writer.add(position, rows[start: start + CHUNK])
+            now = _manifest(store, sub, source)
+            if now is not None and now.generation == manifest.generation:
+                writer.commit(fetched_at=manifest.fetched_at)
+                break
+            writer.discard()
     return len(changed)
+
+
+def _manifest(store, subscription: str, source: Source):
+    return next((m for m in store.manifests([subscription]) if m.source == source.value), None)
