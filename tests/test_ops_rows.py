@@ -100,14 +100,16 @@ async def test_changes_on_one_server_add_up_and_other_servers_keep_their_rows(fl
     assert after["web-00"].fetched_at == before["web-00"].fetched_at
 
 
-async def test_the_index_updated_in_place_answers_as_one_built_afresh(fleet, scenario_sim, tmp_path):
+@pytest.mark.parametrize("sort_key", ["name", "monitor"])
+async def test_the_index_updated_in_place_answers_as_one_built_afresh(fleet, scenario_sim, tmp_path, sort_key):
     from wsam_tui.fleet.query import FleetIndex, parse_query
 
     conn, inventory, servers = fleet
     listed = inventory.load().servers
     index = FleetIndex(list(listed))
-    index.sort("monitor")
-    queries = ["missing:monitor", "has:defender", "tag:owner=ops", "state:stopped", "web", "!missing:any", "kind:vm"]
+    index.sort(sort_key)
+    queries = ["missing:monitor", "has:defender", "tag:owner=ops", "state:stopped", "web", "!missing:any", "kind:vm",
+               "ops", ""]
     assert all(index.filter(parse_query(q)) is not None for q in queries)  # results remembered before the update
     changed = [
         (await act(conn, inventory, tmp_path, scenario_sim, "extension.install", {"extension": "ama"}, servers["web-01"]))[0],
@@ -117,10 +119,11 @@ async def test_the_index_updated_in_place_answers_as_one_built_afresh(fleet, sce
     assert len(index.update(changed)) == 3
     by_id = {s.id: s for s in changed}
     fresh = FleetIndex([by_id.get(s.id, s) for s in listed])
-    fresh.sort("monitor")
+    fresh.sort(sort_key)
     for q in queries:
         got = [index.servers[i].name for i in index.filter(parse_query(q))]
         assert got == [fresh.servers[i].name for i in fresh.filter(parse_query(q))], q
+    assert [e.server for e in index._ordered] == [e.server for e in fresh._ordered]
     assert "web-02" in [index.servers[i].name for i in index.filter(parse_query("state:stopped"))]
     assert "fs-01" in [index.servers[i].name for i in index.filter(parse_query("tag:owner=ops"))]
     assert index.update([]) == []

@@ -1027,6 +1027,7 @@ class FleetIndex:
         self._columns["profile"] = profile
         self._columns["rest"] = rest
         self._profile_texts = [_SEP.join(key) for key in ids]
+        self._profile_ids = ids
 
     def _remember_mask(self, key: Any, mask: bytes) -> bytes:
         if len(self._masks) >= 256:
@@ -1100,6 +1101,7 @@ class FleetIndex:
             self.servers = list(self.servers)
         renamed = False
         memo: dict[int, tuple] = {}
+        profiles, rest = self._columns["profile"], self._columns["rest"]
         for i, server in updated.items():
             entry = _entry(i, server, self.subscriptions, memo)
             renamed = renamed or entry.name != self.entries[i].name
@@ -1117,14 +1119,24 @@ class FleetIndex:
                 except ValueError:
                     codes[i] = len(values)
                     values.append(value)
-        self._split_haystack()
+            key = (entry.sub_text, entry.loc, entry.os, entry.state)
+            if key not in self._profile_ids:
+                self._profile_ids[key] = len(self._profile_texts)
+                self._profile_texts.append(_SEP.join(key))
+            profiles[i], rest[i] = self._profile_ids[key], entry.rest
         self._masks.clear()
         self._recent.clear()
-        self._sort_keys.clear()
         if renamed:
+            self._sort_keys.clear()
             name_key, ids = self._sort_key("name"), [e.id for e in self.entries]
             self._base = sorted(self._all, key=lambda i: (name_key[i] is None, name_key[i] or 0, ids[i]))
-        self.sort(self.sort_key, self.descending)
+        else:  # the name order stands (the base order and every tie): only other columns' keys may change
+            self._sort_keys = {"name": self._sort_keys["name"]} if "name" in self._sort_keys else {}
+        if renamed or self.sort_key != "name":
+            self.sort(self.sort_key, self.descending)
+        else:
+            for i in updated:
+                self._ordered[self._position[i]] = self.entries[i]
         return sorted(updated)
 
     def forget(self) -> None:
