@@ -386,7 +386,7 @@ def record_effects(inventory: Inventory, effects: Sequence[ActionEffect], *, now
 def store_effects(inventory: Inventory) -> int:
     """Write the rows ``record_effects`` kept into the store (blocking), each changed (subscription, source)
     rewritten with its fetch time kept: the other servers' rows are as old as they were. Returns how many
-    servers were written; the kept rows are dropped once written."""
+    servers had rows written; the kept rows are dropped (a source the store never read is left to a refresh)."""
     cache = subscription_cache(inventory)
     with cache._lock:
         changed, cache.changed = cache.changed, {}
@@ -398,6 +398,7 @@ def store_effects(inventory: Inventory) -> int:
         sub = subscription_of({"id": mid}).lower()
         for source, rows in sources.items():
             by_target.setdefault((sub, source), {})[mid] = rows
+    written: set[str] = set()
     for (sub, source), replaced in by_target.items():
         for _ in range(3):  # a refresh that replaced these rows meanwhile: start again from its rows
             manifest = _manifest(store, sub, source)
@@ -411,9 +412,10 @@ def store_effects(inventory: Inventory) -> int:
             now = _manifest(store, sub, source)
             if now is not None and now.generation == manifest.generation:
                 writer.commit(fetched_at=manifest.fetched_at)
+                written.update(replaced)
                 break
             writer.discard()
-    return len(changed)
+    return len(written)
 
 
 def _manifest(store, subscription: str, source: Source):
