@@ -11,6 +11,11 @@ needs at least one read (its result), bounded the same way by the read bucket. S
 
     floor = max((N - W_burst) / W_refill, (N - R_burst) / R_refill) + D
 
+After the extension install, the rows of the succeeded targets are rebuilt two ways, and the ARM reads
+each costs are counted in the simulator's request log: the old way (a depth read per server, ``fresh_view``,
+on a sample of ``--rows-sample`` servers, 4 at a time as the console did) and the console's way now
+(``action_effect`` from what the engine re-read, then ``record_effects`` over the cached rows, all targets).
+
 The simulator runs in its own process (its CPU is not the engine's); the write bucket is full at the start
 of each action (the benchmark waits for it to refill between actions).
 """
@@ -33,9 +38,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from simproc import stop  # noqa: E402
 
 from tests.fleetbuilder import arc, scenario_fleet, vm  # noqa: E402
+from wsam_tui.depth import action_effect, fresh_view, record_effects, store_effects  # noqa: E402
 from wsam_tui.inventory import ConnectOptions, Inventory, connect  # noqa: E402
 from wsam_tui.ops.audit import AuditLog  # noqa: E402
-from wsam_tui.ops.engine import Engine  # noqa: E402
+from wsam_tui.ops.engine import Engine, JobEvent  # noqa: E402
 from wsam_tui.ops.journal import Journal  # noqa: E402
 from wsam_tui.ops.plan import plan  # noqa: E402
 from wsam_tui.store.cache import Store  # noqa: E402
@@ -84,7 +90,46 @@ def accepted_writes(log_path: Path, since: int) -> tuple[dict[str, int], int, in
     return counts, throttled, len(lines)
 
 
-async def main(size: int, lro_seconds: float, which: list[str]) -> None:
+def gets_since(log_path: Path, since: int) -> tuple[int, int]:
+    """(ARM GETs after line ``since``, lines read)."""
+    lines = log_path.read_text(encoding="utf-8").splitlines()
+    return sum(1 for line in lines[since:] if json.loads(line)["method"] == "GET"), len(lines)
+
+
+async def row_rereads(conn, inventory: Inventory, log_path: Path, events: list[JobEvent], job, sample: int) -> None:
+    """The rows after the job's successes: a depth read per server (the old way) beside the effect (now)."""
+    done = [e for e in events if e.state == "succeeded"]
+    if not done:
+        return
+    old = done[:sample]
+    slots = asyncio.Semaphore(4)  # ROW_REFRESHES
+
+    async def depth(server_id: str) -> None:
+        async with slots:
+            await fresh_view(inventory, conn.transport, server_id)
+
+    _, mark = gets_since(log_path, 0)
+    started = time.monotonic()
+    await asyncio.gather(*(depth(e.target_id) for e in old))
+    old_s = time.monotonic() - started
+    old_reads, mark = gets_since(log_path, mark)
+    started = time.monotonic()
+    effects = await asyncio.gather(*(action_effect(conn.transport, job.action, e.target_id, e.resource,
+                                                   job.targets[e.target_id.lower()].call.resource_path) for e in done))
+    records = await asyncio.to_thread(record_effects, inventory, [e for e in effects if e is not None])
+    new_s = time.monotonic() - started
+    new_reads, _ = gets_since(log_path, mark)
+    started = time.monotonic()
+    stored = await asyncio.to_thread(store_effects, inventory)
+    store_s = time.monotonic() - started
+    print(f"rows after success, depth read (before): {len(old)} servers, {old_reads} reads = "
+          f"{old_reads / len(old):.1f} reads/target, {old_s:.1f} s = {old_s / len(old) * 1000:.0f} ms/target")
+    print(f"rows after success, from the engine's re-read (now): {len(records)} servers, {new_reads} reads = "
+          f"{new_reads / len(done):.2f} reads/target, {new_s:.2f} s = {new_s / len(done) * 1000:.1f} ms/target; "
+          f"into the store {stored} servers in {store_s:.2f} s")
+
+
+async def main(size: int, lro_seconds: float, which: list[str], rows_sample: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="wsam-bench-ops-"))
     fleet_path, log_path = work / "fleet.json", work / "requests.jsonl"
     fleet_path.write_text(json.dumps(one_subscription_fleet(size)), encoding="utf-8")
@@ -96,7 +141,6 @@ async def main(size: int, lro_seconds: float, which: list[str]) -> None:
         started = time.monotonic()
         await inventory.refresh(conn)
         servers = inventory.load().servers
-        store.close()
         print(f"{len(servers)} servers in one subscription, inventory read in {time.monotonic() - started:.1f} s; "
               f"simulator: ARM throttling on, operations last {lro_seconds:g} s")
         w_floor = max(0, size - W_BURST) / W_REFILL
@@ -110,7 +154,9 @@ async def main(size: int, lro_seconds: float, which: list[str]) -> None:
             action_id, params = ACTIONS[key]
             p = plan(action_id, params, servers)
             mark = len(log_path.read_text(encoding="utf-8").splitlines())
-            engine = Engine(conn.transport, journal=Journal(work / "jobs"), audit=AuditLog(work / "audit.jsonl"))
+            events: list[JobEvent] = []
+            engine = Engine(conn.transport, journal=Journal(work / "jobs"), audit=AuditLog(work / "audit.jsonl"),
+                            on_event=events.append)
             started = time.monotonic()
             job = await engine.run(p)
             elapsed = time.monotonic() - started
@@ -124,7 +170,10 @@ async def main(size: int, lro_seconds: float, which: list[str]) -> None:
                   f"{states}; lost {lost}; duplicates {duplicates}; 429s answered {throttled}; "
                   f"transport {conn.transport.stats}")
             conn.transport.stats.update(requests=0, retries=0, throttled=0, budget_waits=0.0)
+            if action_id != "run-command":
+                await row_rereads(conn, inventory, log_path, events, job, rows_sample)
         await conn.close()
+        store.close()
     finally:
         stop(proc)
 
@@ -134,5 +183,6 @@ if __name__ == "__main__":
     ap.add_argument("--size", type=int, default=2000)
     ap.add_argument("--lro-seconds", type=float, default=3.0)
     ap.add_argument("--actions", default="run-command,extension")
+    ap.add_argument("--rows-sample", type=int, default=100, help="servers re-read the old way (depth) for comparison")
     a = ap.parse_args()
-    asyncio.run(main(a.size, a.lro_seconds, [x.strip() for x in a.actions.split(",") if x.strip()]))
+    asyncio.run(main(a.size, a.lro_seconds, [x.strip() for x in a.actions.split(",") if x.strip()], a.rows_sample))

@@ -178,6 +178,37 @@ async def test_cancel_stops_dispatch_but_tracks_what_was_sent_and_retry_sends_th
         await conn.close()
 
 
+
+async def test_cancel_stops_targets_waiting_for_the_write_budget_at_once_and_sends_them_nothing(scenario_sim, tmp_path):
+    conn = await connection(scenario_sim)
+    try:
+        servers = await servers_of(conn, tmp_path)
+        # Two writes in the bucket, then one every 1,000 s: every other target waits on the budget.
+        engine = make_engine(conn, tmp_path, write_budget=(2, 0.001))
+        targets = [s for s in servers.values() if s.subscription_id.endswith("a") and s.state.lower() in ("running", "connected")]
+        p = plan("tags.add", {"tags": ["batch=2"]}, targets)
+        assert len(p.targets) >= 6
+        task = asyncio.create_task(engine.run(p))
+
+        def waiting() -> int:
+            job = engine.live(p.id)
+            return sum(t.state == "waiting-for-throttle" for t in job.targets.values()) if job else 0
+
+        while waiting() < len(p.targets) - 2:
+            await asyncio.sleep(0.01)
+        assert engine.cancel(p.id)
+        job = await asyncio.wait_for(task, 60)  # a guard against a hang: the budget would take 1,000 s a target
+        by_state: dict[str, list[str]] = {}
+        for t in job.targets.values():
+            by_state.setdefault(t.state, []).append(t.target.id.lower())
+        assert len(by_state["succeeded"]) == 2 and len(by_state["cancelled"]) == len(p.targets) - 2
+        assert all(t.message == "cancelled before it was sent" for t in job.targets.values() if t.state == "cancelled")
+        sent = [e["path"].lower() for e in writes(scenario_sim)]
+        assert len(sent) == 2 and not any(path.startswith(tuple(by_state["cancelled"])) for path in sent)
+        assert not job.unfinished
+    finally:
+        await conn.close()
+
 SAMPLES = {
     "extension.install": ("web-01", {"extension": "ama"}),
     "extension.remove": ("web-00", {"extension": "ama"}),

@@ -159,8 +159,30 @@ async def test_install_the_monitor_agent_on_the_servers_missing_it(make_sim, pri
         assert cell(app, "fs-disconnected", "monitor") == g.CODE[State.PARTIAL]
         await pilot.press("escape")
         assert not isinstance(app.screen, JobsScreen)
+        # The filter behind the marks (missing:monitor) and the gap view follow the new rows.
+        await wait_for(pilot, lambda: app.shown == 2, 10, "missing:monitor to drop the servers that got the agent")
+        assert {app.index.servers[i].name for i in app._filtered()} == {"web-stopped", "fs-disconnected"}
+        gaps = app.index.filter(app.index.gaps("monitor"))  # what the gap view (x, :gaps monitor) lists
+        assert {app.index.servers[i].name for i in gaps} == {"web-stopped", "fs-disconnected"}
+        assert app.by_id[next(s.id for s in app.servers if s.name == "web-01")].capabilities["monitor"].state is State.ON
+        await wait_for(pilot, lambda: app.ops.stored == 5, 10, "the changed rows in the store")
     puts = [e["path"] for e in writes(running)]
     assert len(puts) == 5 and all(p.endswith("/extensions/AzureMonitorWindowsAgent") for p in puts)
+    # The rows came from what the engine read back while tracking each install: no other ARM read.
+    start = next(i for i, e in enumerate(running.sim.log.entries) if e["method"] == "PUT")
+    other = [e["path"] for e in running.sim.log.entries[start:] if e["method"] == "GET"
+             and "/providers/microsoft.resourcegraph/" not in e["path"].lower()
+             and not e["path"].lower().endswith("/extensions/azuremonitorwindowsagent")]
+    assert other == [], other
+    # And the store has them: a console started --offline after this one shows the agent installed.
+    store = Store(tmp_path / "store")
+    try:
+        offline = {s.name: s for s in Inventory(store).load().servers}
+    finally:
+        store.close()
+    for name in ("web-01", "web-02", "web-03", "fs-01", "app-00"):
+        assert offline[name].capabilities["monitor"].state is State.ON, name
+    assert offline["web-stopped"].capabilities["monitor"].state is State.PARTIAL
 
 
 async def test_above_the_threshold_the_operator_types_the_count(make_sim, private_dirs):
@@ -303,6 +325,27 @@ async def test_an_unfinished_job_is_announced_at_start_and_resumed_from_the_jobs
         await wait_for(pilot, lambda: "2 of 2 ended · 2 succeeded" in screen_text(app), 10, "the resumed job's end")
         await wait_for(pilot, lambda: cell(app, "web-02", "monitor") == g.CODE[State.ON], 30, "the row")
     assert sorted(e["path"].rsplit("/", 3)[1] for e in writes(running)) == ["web-01", "web-02"]
+
+
+async def test_a_restart_killed_in_flight_resumes_in_doubt_and_the_pane_says_what_to_check(make_sim, private_dirs):
+    running, app = await console(make_sim, private_dirs, monitored_fleet())
+    p = plan("power.restart", {}, servers_named(private_dirs, "web-01"))
+    journal_unsent(private_dirs, p)
+    writer = Journal(private_dirs / "state" / "jobs").open(p.id)  # the request left, the console died: no answer
+    writer.append({"t": "intent", "target": p.targets[0].target.id, "attempt": 1, "method": "POST",
+                   "path": p.targets[0].call.path}, sync=True)
+    writer.close()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("J")
+        await wait_for(pilot, lambda: "unfinished: r resumes" in screen_text(app), 10, "the unfinished job")
+        await pilot.press("r")
+        await job_done(pilot)
+        await wait_for(pilot, lambda: "1 in-doubt" in screen_text(app), 10, "the resumed job's end")
+        text = screen_text(app)
+        assert "in-doubt  InDoubt: in doubt: a restart leaves the VM running either way; check its activity log" in text
+        assert "f retry failed" in text
+    assert writes(running) == [], "a restart is not sent again blindly"
 
 
 async def test_offline_offers_no_action(make_sim, private_dirs):

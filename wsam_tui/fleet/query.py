@@ -26,7 +26,7 @@ import gc
 import math
 import re
 from array import array
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter
@@ -920,6 +920,7 @@ class FleetIndex:
             if collecting:
                 gc.enable()
         self._all = range(len(self.entries))
+        self._by_id: dict[str, int] | None = None  # built on the first ``update``
         self._recent: list[tuple[_Plan, list[int] | Sequence[int]]] = []
         self._sort_keys: dict[str, list] = {}
         name_key = self._sort_key("name")
@@ -1026,6 +1027,7 @@ class FleetIndex:
         self._columns["profile"] = profile
         self._columns["rest"] = rest
         self._profile_texts = [_SEP.join(key) for key in ids]
+        self._profile_ids = ids
 
     def _remember_mask(self, key: Any, mask: bytes) -> bytes:
         if len(self._masks) >= 256:
@@ -1081,6 +1083,61 @@ class FleetIndex:
         self._recent.insert(0, (plan, hits))
         del self._recent[_RECENT:]
         return hits
+
+    def update(self, changed: Iterable[Server]) -> list[int]:
+        """Replace the entries of these servers (matched by id) in place, after an action changed them: every
+        column, the free-text profiles and the sort follow, and remembered results are dropped. Servers not
+        indexed are ignored (a new server needs a new index). Returns the indices updated."""
+        if self._by_id is None:
+            self._by_id = {e.id: e.index for e in self.entries}
+        updated: dict[int, Server] = {}
+        for server in changed:
+            i = self._by_id.get(_fold(server.id))
+            if i is not None:
+                updated[i] = server
+        if not updated:
+            return []
+        if not isinstance(self.servers, list):
+            self.servers = list(self.servers)
+        renamed = False
+        memo: dict[int, tuple] = {}
+        profiles, rest = self._columns["profile"], self._columns["rest"]
+        for i, server in updated.items():
+            entry = _entry(i, server, self.subscriptions, memo)
+            renamed = renamed or entry.name != self.entries[i].name
+            self.entries[i], self.servers[i] = entry, server
+            for name, col in list(self._columns.items()):
+                if name in ("profile", "rest", "id"):  # the haystack's below; ids do not change
+                    continue
+                if isinstance(col, bytes):  # built immutable: mutable from the first update on
+                    col = self._columns[name] = bytearray(col)
+                col[i] = _getter(name)(entry)
+            for name, (values, codes) in self._codes.items():
+                value = _getter(name)(entry)
+                try:
+                    codes[i] = values.index(value)
+                except ValueError:
+                    codes[i] = len(values)
+                    values.append(value)
+            key = (entry.sub_text, entry.loc, entry.os, entry.state)
+            if key not in self._profile_ids:
+                self._profile_ids[key] = len(self._profile_texts)
+                self._profile_texts.append(_SEP.join(key))
+            profiles[i], rest[i] = self._profile_ids[key], entry.rest
+        self._masks.clear()
+        self._recent.clear()
+        if renamed:
+            self._sort_keys.clear()
+            name_key, ids = self._sort_key("name"), [e.id for e in self.entries]
+            self._base = sorted(self._all, key=lambda i: (name_key[i] is None, name_key[i] or 0, ids[i]))
+        else:  # the name order stands (the base order and every tie): only other columns' keys may change
+            self._sort_keys = {"name": self._sort_keys["name"]} if "name" in self._sort_keys else {}
+        if renamed or self.sort_key != "name":
+            self.sort(self.sort_key, self.descending)
+        else:
+            for i in updated:
+                self._ordered[self._position[i]] = self.entries[i]
+        return sorted(updated)
 
     def forget(self) -> None:
         """Drop the remembered results and word masks, so that the next filter starts cold (measurements)."""

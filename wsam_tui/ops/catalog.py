@@ -23,6 +23,7 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from ..fleet.model import Kind, Server, clean_text
@@ -246,6 +247,66 @@ class Action:
     def describe(self, params: Mapping[str, Any]) -> str:
         return self.title
 
+    # -- a POST whose intent is journalled but whose answer never came (docs/actions.md, "In doubt")
+
+    def evidence(self, target: Target) -> str:
+        """What to read to learn whether such a POST arrived: "machine" (with its instance view),
+        "extensions" (the machine's list), or "" (ARM has no read that can tell)."""
+        return ""
+
+    def arrival(self, target: Target, params: Mapping[str, Any], evidence: Any, sent_at: datetime | None) -> Arrival:
+        """Whether the POST sent at ``sent_at`` arrived, judged from ``evidence`` (what ``evidence`` names, read
+        after the restart). Without a read that can tell: send again only an idempotent call."""
+        if self.idempotent:
+            return Arrival("absent")
+        return Arrival("unknown", f"in doubt: {self.title.lower()} may or may not have reached ARM; check the "
+                                  "server before retrying")
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """done: ARM has it and it ended; running: ARM has it, follow it; absent: safe to send (never arrived, or
+    idempotent by nature); unknown: cannot tell, and sending again is not safe (``message`` says what to check)."""
+
+    verdict: str
+    message: str = ""
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 time from ARM or the journal; None when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _since(summary: Any, sent_at: datetime | None) -> bool:
+    """True when this instance-view summary (an assessment, an installation) started at or after ``sent_at``."""
+    started = parse_time(summary.get("startTime")) if isinstance(summary, dict) else None
+    return started is not None and sent_at is not None and started >= sent_at
+
+
+def _patch_status(machine: Any, key: str) -> dict:
+    props = machine.get("properties") if isinstance(machine, dict) else None
+    node: Any = props if isinstance(props, dict) else {}
+    for part in ("instanceView", "patchStatus", key):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else {}
+
+
+def power_state(machine: Any) -> str:
+    """running / stopped / deallocated / starting … from a VM's instance view; "" when it names none."""
+    props = machine.get("properties") if isinstance(machine, dict) else None
+    view = props.get("instanceView") if isinstance(props, dict) else None
+    for status in (view.get("statuses") or []) if isinstance(view, dict) else []:
+        code = str(status.get("code") or "") if isinstance(status, dict) else ""
+        if code.lower().startswith("powerstate/"):
+            return code.split("/", 1)[1].lower()
+    return ""
+
 
 def split_secrets(action: Action, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     public = {k: v for k, v in params.items() if k not in action.secret_params}
@@ -386,6 +447,19 @@ class ExtensionUpgrade(_ExtensionAction):
                                "autoUpgradeMinorVersion": True}}
         return Call("PATCH", path, API["vm"], body, track="resource", resource_path=path, expand="instanceView")
 
+    def evidence(self, target):
+        return "extensions" if target.kind is Kind.ARC else ""
+
+    def arrival(self, target, params, evidence, sent_at):
+        # The call names the version to reach: sent again, it ends at the same version (idempotent by nature).
+        spec = EXTENSIONS[params["extension"]]
+        for ext in evidence or []:
+            props = ext.get("properties") if isinstance(ext, dict) else None
+            if isinstance(props, dict) and f"{props.get('publisher')}.{props.get('type')}".lower() == spec.handler.lower() \
+                    and str(props.get("typeHandlerVersion") or "") == params["version"]:
+                return Arrival("done", f"{spec.title} is at version {params['version']}")
+        return Arrival("absent")
+
     def az(self, target, params):
         spec = EXTENSIONS[params["extension"]]
         if target.kind is Kind.ARC:
@@ -471,6 +545,16 @@ class PatchAssess(Action):
     def request(self, target, params, secrets=None):
         return Call("POST", f"{target.id}/assessPatches", machine_api(target), None, track="operation")
 
+    def evidence(self, target):
+        return "machine" if target.kind is Kind.VM else ""  # ARM has no read of an Arc machine's assessment
+
+    def arrival(self, target, params, evidence, sent_at):
+        summary = _patch_status(evidence, "availablePatchSummary")
+        if _since(summary, sent_at):
+            running = str(summary.get("status") or "").lower() == "inprogress"
+            return Arrival("running" if running else "done", "an assessment started after the request")
+        return Arrival("absent")  # a second assessment only refreshes the first: send
+
     def az(self, target, params):
         group = "vm" if target.kind is Kind.VM else "connectedmachine"
         return f"az {group} assess-patches --resource-group {_q(target.resource_group)} --name {_q(target.name)}"
@@ -516,6 +600,20 @@ class PatchInstall(Action):
                 "windowsParameters": self._windows(params)}
         return Call("POST", f"{target.id}/installPatches", machine_api(target), body, track="operation")
 
+    def evidence(self, target):
+        return "machine" if target.kind is Kind.VM else ""  # Arc: no ARM read of the installations
+
+    def arrival(self, target, params, evidence, sent_at):
+        summary = _patch_status(evidence, "lastPatchInstallationSummary")
+        if _since(summary, sent_at):
+            status = str(summary.get("status") or "").lower()
+            if status == "inprogress":
+                return Arrival("running", "an installation started after the request")
+            return Arrival("done", f"an installation started after the request ended {status or 'unknown'}")
+        where = "the VM's update history" if target.kind is Kind.VM else "the machine's history in Azure Update Manager"
+        return Arrival("unknown", f"in doubt: no patch installation was seen starting after the request; check "
+                                  f"{where} before retrying (a second installation may reboot the server again)")
+
     def az(self, target, params):
         base = f"--resource-group {_q(target.resource_group)} --name {_q(target.name)} " \
                f"--maximum-duration {params['max_duration']} --reboot-setting {params['reboot']}"
@@ -555,6 +653,27 @@ class Power(Action):
 
     def request(self, target, params, secrets=None):
         return Call("POST", f"{target.id}/{self._verbs[self.verb][0]}", API["vm"], None, track="operation")
+
+    # Start, stop and deallocate name the state to reach: sent again, they end in the same state (idempotent
+    # by nature). A restart does not: a second one reboots again, and the VM runs before and after either way.
+    _ENDS: ClassVar[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
+        "start": (("running",), ("starting",)), "stop": (("stopped", "deallocated"), ("stopping",)),
+        "deallocate": (("deallocated",), ("deallocating",))}
+
+    def evidence(self, target):
+        return "" if self.verb == "restart" else "machine"
+
+    def arrival(self, target, params, evidence, sent_at):
+        if self.verb == "restart":
+            return Arrival("unknown", "in doubt: a restart leaves the VM running either way; check its activity log "
+                                      "(Restart Virtual Machine) or its boot time before retrying")
+        ended, moving = self._ENDS[self.verb]
+        state = power_state(evidence)
+        if state in ended:
+            return Arrival("done", f"the VM is {state}")
+        if state in moving:
+            return Arrival("running", f"the VM is {state}")
+        return Arrival("absent")
 
     def az(self, target, params):
         return f"az vm {self.verb} --resource-group {_q(target.resource_group)} --name {_q(target.name)}"
@@ -623,7 +742,7 @@ class EnableIdentity(Action):
     def request(self, target, params, secrets=None):
         itype = "SystemAssigned, UserAssigned" if params.get("user_assigned") else "SystemAssigned"
         return Call("PATCH", target.id, API["vm"], {"identity": {"type": itype}}, track="resource",
-                    resource_path=target.id)
+                    resource_path=target.id, expand="instanceView")  # the power state, for the table's row
 
     def target_params(self, server, params):
         return {**params, "user_assigned": "userassigned" in server.identity_type.lower()}

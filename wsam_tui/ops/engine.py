@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -35,9 +35,9 @@ import httpx
 from ..arm.transport import ArmConnectionError, ArmHttpError, ArmTransport, parse_json, retry_after_seconds
 from ..fleet.model import Kind, clean_text
 from .audit import AuditLog, principal_from_token
-from .catalog import HIDDEN, Call, action
+from .catalog import HIDDEN, Call, action, parse_time
 from .gate import ReadOnlyError, WriteGate
-from .journal import JobRecord, JobWriter, Journal, TargetRecord, now_iso, scrub
+from .journal import RETRYABLE, JobRecord, JobWriter, Journal, TargetRecord, now_iso, scrub
 from .plan import Plan
 
 log = logging.getLogger("wsam_tui.ops")
@@ -55,6 +55,7 @@ class TargetState(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
+    IN_DOUBT = "in-doubt"  # a request that may or may not have reached ARM, and is not safe to send again
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,11 @@ class _Live:
     secrets: Mapping[str, Any]
     cancelled: bool = False
     resources: dict[str, dict] = field(default_factory=dict)
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)  # set on cancel: wakes every target still waiting
+
+    def __post_init__(self) -> None:
+        if self.cancelled:
+            self.stopped.set()
 
 
 class Engine:
@@ -180,12 +186,13 @@ class Engine:
         return await self._drive(record, writer, secrets or {})
 
     async def retry_failed(self, job_id: str, *, secrets: Mapping[str, Any] | None = None) -> JobRecord:
-        """Send again to the targets that failed or were cancelled (a new round: new Run Command names)."""
+        """Send again to the targets that failed, were cancelled or ended in doubt (a new round: new Run Command
+        names)."""
         writer = self.journal.open(job_id)
         try:
             record = self.journal.load(job_id)
             self._refuse_if_readonly(record)
-            again = [t.target.id for t in record.targets.values() if t.state in ("failed", "cancelled")]
+            again = [t.target.id for t in record.targets.values() if t.state in RETRYABLE]
             writer.append({"t": "retry", "targets": again}, sync=True)
             record = self.journal.load(job_id)
         except BaseException:
@@ -201,6 +208,7 @@ class Engine:
         if live is None or live.cancelled:
             return False
         live.cancelled = True
+        live.stopped.set()
         live.writer.append({"t": "cancel"}, sync=True)
         self.audit.write("job-cancelled", {"job": job_id, "principal": live.record.principal,
                                            "action": live.record.action})
@@ -266,6 +274,7 @@ class Engine:
                             "output": output, "result": t.result, "retries": t.retries, "requestId": t.request_id,
                             "correlationId": t.correlation_id})
         if resource is not None:
+            resource = scrub(resource)  # what the console keeps of it: never a protected value
             live.resources[t.target.id.lower()] = resource
         self.audit.write("target", {
             "job": live.record.id, "principal": live.record.principal, "action": live.record.action,
@@ -317,12 +326,53 @@ class Engine:
             if doc is None or act.idempotent:
                 t.in_doubt = False  # not there, or sending it again changes nothing: send
                 return
+        elif call.track == "operation":  # a POST: what its server shows now says whether it arrived
+            await self._judge_arrival(live, t, act)
+            return
         elif act.idempotent:
             t.in_doubt = False
             return
-        self._finish(live, t, TargetState.FAILED, code="InDoubt",
-                     message="the process stopped while this request was in flight; ARM may have received it. "
-                             "Check the server, then retry-failed to send it again.")
+        self._finish(live, t, TargetState.IN_DOUBT, code="InDoubt",
+                     message="in doubt: the process stopped while this request was in flight; ARM may have received "
+                             "it. Check the server, then retry-failed to send it again.")
+
+    async def _judge_arrival(self, live: _Live, t: TargetRecord, act: Any) -> bool:
+        """Read what the action names as evidence and act on the verdict: done → succeeded, running → follow
+        (poll mode "confirm"), absent → clear the doubt (send), unknown → in doubt. True when it ended."""
+        what = act.evidence(t.target)
+        try:
+            evidence = await self._read_evidence(t, what) if what else None
+        except (ArmHttpError, ArmConnectionError) as e:
+            self._finish(live, t, TargetState.IN_DOUBT, code="InDoubt",
+                         message=f"in doubt: could not read the {what} to learn whether the request arrived "
+                                 f"({e.code}); check the server, then retry-failed")
+            return True
+        arrival = act.arrival(t.target, t.params, evidence, parse_time(t.intent_at))
+        if arrival.verdict == "done":
+            self._finish(live, t, TargetState.SUCCEEDED, message=f"confirmed by reading the server: {arrival.message}",
+                         resource=evidence if isinstance(evidence, dict) else None)
+            return True
+        if arrival.verdict == "running":
+            if t.poll is None:
+                t.poll = {"mode": "confirm", "after": 1.0}
+                self._accept(live, t, t.poll)
+            return False
+        if arrival.verdict == "absent" and t.poll is None:
+            t.in_doubt = False  # never arrived, or idempotent by nature: send
+            return False
+        self._finish(live, t, TargetState.IN_DOUBT, code="InDoubt", message=arrival.message or (
+            "in doubt: the server stopped showing the operation before its end; check it, then retry-failed"))
+        return True
+
+    async def _read_evidence(self, t: TargetRecord, what: str) -> Any:
+        api = "2024-07-01" if t.target.kind is Kind.VM else "2024-07-10"
+        if what == "machine":
+            doc = parse_json(await self.gate.read(t.target.id, {"api-version": api, "$expand": "instanceView"}),
+                             "GET", t.target.id)
+            return scrub(doc) if isinstance(doc, dict) else None
+        path = f"{t.target.id}/extensions"
+        body = parse_json(await self.gate.read(path, {"api-version": api}), "GET", path)
+        return scrub(body.get("value") or []) if isinstance(body, dict) else []
 
     async def _bucket(self, subscription: str, kind: str) -> _Bucket:
         key = (subscription.lower(), kind)
@@ -336,12 +386,11 @@ class Engine:
         kind = "deletes" if t.call.method == "DELETE" else "writes"
         bucket = await self._bucket(t.target.subscription_id, kind)
         for attempt in range(1, self.max_attempts + 1):
-            async with self._slots:
-                if live.cancelled:
-                    self._finish(live, t, TargetState.CANCELLED, message="cancelled before it was sent")
-                    return
-                await bucket.take(lambda _wait: self._set(live, t, TargetState.THROTTLED), self.sleep)
-                if live.cancelled:
+            async with self._slot(live) as got:
+                # A cancel wakes targets waiting for a slot or for the write budget at once: never sent.
+                got = got and await self._unless_cancelled(
+                    live, bucket.take(lambda _wait: self._set(live, t, TargetState.THROTTLED), self.sleep))
+                if not got or live.cancelled:
                     self._finish(live, t, TargetState.CANCELLED, message="cancelled before it was sent")
                     return
                 call = self._call(live, t, with_secrets=True)
@@ -352,8 +401,9 @@ class Engine:
                                          "resume it with them")
                     return
                 t.attempt += 1
-                live.writer.append({"t": "intent", "target": t.target.id, "attempt": t.attempt, "method": public.method,
-                                    "path": public.path})
+                t.intent_at = now_iso()
+                live.writer.append({"t": "intent", "at": t.intent_at, "target": t.target.id, "attempt": t.attempt,
+                                    "method": public.method, "path": public.path})
                 await live.writer.durable()  # on disk before the request leaves
                 t.in_doubt = True
                 t.started = t.started or now_iso()
@@ -381,13 +431,41 @@ class Engine:
                     t.in_doubt = False
                     if transient and (act.idempotent or call.track == "resource") and attempt < self.max_attempts:
                         t.retries += 1
-                        await self.sleep(min(2.0 ** attempt, self.poll_cap_s))
+                        await self._unless_cancelled(live, self.sleep(min(2.0 ** attempt, self.poll_cap_s)))
                         continue
                     self._finish(live, t, TargetState.FAILED, code=e.code, message=e.message)
                     return
             self._observe(bucket, resp)
             self._accepted(live, t, call, resp)
             return
+
+    @staticmethod
+    async def _unless_cancelled(live: _Live, waiting: Awaitable[Any]) -> bool:
+        """Wait for ``waiting`` unless the job is cancelled first (then ``waiting`` is abandoned): True when it ended."""
+        task = asyncio.ensure_future(waiting)
+        if live.stopped.is_set():
+            task.cancel()
+        else:
+            stop = asyncio.ensure_future(live.stopped.wait())
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if task.done() and not task.cancelled():
+                task.result()  # raise what it raised
+                return True
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, live: _Live) -> AsyncIterator[bool]:
+        """One of the global slots, unless the job is cancelled while waiting for it (yields False then)."""
+        got = await self._unless_cancelled(live, self._slots.acquire())
+        try:
+            yield got
+        finally:
+            if got:
+                self._slots.release()
 
     @staticmethod
     def _observe(bucket: _Bucket, resp: httpx.Response) -> None:
@@ -457,6 +535,8 @@ class Engine:
                 async with self._polls:
                     if poll.get("mode") == "resource":
                         ended = await self._poll_resource(live, t, poll)
+                    elif poll.get("mode") == "confirm":  # an in-doubt POST found running: until its server shows the end
+                        ended = await self._judge_arrival(live, t, action(live.record.action))
                     else:
                         ended, hint = await self._poll_operation(live, t, poll)
                         if hint is not None:
@@ -471,7 +551,7 @@ class Engine:
                 ended = False
             if ended:
                 return
-            if poll.get("mode") == "resource" or failures:
+            if poll.get("mode") in ("resource", "confirm") or failures:
                 delay = min(self.poll_cap_s, max(delay * 1.5, 0.2))
         self._finish(live, t, TargetState.FAILED, code="TrackingTimeout",
                      message=f"still running after {self.track_timeout_s:.0f} s; check the server")

@@ -102,7 +102,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     js = jobs.add_parser("show", help="one job: every target's state, and Run Command outputs grouped")
     js.add_argument("job")
     for verb, help_ in (("resume", "drive an interrupted job to its end (sends nothing already accepted)"),
-                        ("retry", "send again to the targets that failed or were cancelled")):
+                        ("retry", "send again to the targets that failed, were cancelled or ended in doubt")):
         j = jobs.add_parser(verb, help=help_)
         j.add_argument("job")
         j.add_argument("--protected-parameter", action="append", default=[], metavar="NAME",
@@ -259,7 +259,7 @@ class Progress:
 
     def __call__(self, e: JobEvent) -> None:
         self.states[e.target_id] = e.state
-        if e.state in ("succeeded", "failed", "cancelled"):
+        if e.state in ("succeeded", "failed", "cancelled", "in-doubt"):
             self.ended += 1
             detail = f" {e.code}: {e.message}" if e.code else ""
             clear = "\r\x1b[K" if self.tty else ""

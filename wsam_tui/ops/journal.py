@@ -36,7 +36,8 @@ from .catalog import Call, Target
 FORMAT = 1
 SECRET_KEYS = frozenset({"protectedsettings", "protectedparameters", "runaspassword", "adminpassword", "authorization",
                          "access_token", "accesstoken", "token", "protected_settings", "protected_parameters"})
-TERMINAL = frozenset({"succeeded", "failed", "skipped", "cancelled"})
+TERMINAL = frozenset({"succeeded", "failed", "skipped", "cancelled", "in-doubt"})
+RETRYABLE = frozenset({"failed", "cancelled", "in-doubt"})  # what retry-failed sends again
 
 
 def now_iso() -> str:
@@ -81,7 +82,7 @@ class TargetRecord:
     target: Target
     params: dict[str, Any]
     call: Call
-    state: str = "queued"  # queued | running | waiting-for-throttle | succeeded | failed | skipped | cancelled
+    state: str = "queued"  # queued | running | waiting-for-throttle | succeeded | failed | skipped | cancelled | in-doubt
     attempt: int = 0  # requests sent so far
     round: int = 1  # 1, then one more per retry-failed (a Run Command's name changes per round)
     in_doubt: bool = False  # an intent with no answer: ARM may or may not have the request
@@ -95,6 +96,7 @@ class TargetRecord:
     retries: int = 0
     started: str = ""
     ended: str = ""
+    intent_at: str = ""  # when the last request was about to leave (an in-doubt POST is judged against it)
 
     @property
     def done(self) -> bool:
@@ -268,7 +270,7 @@ def _apply(job: JobRecord, rec: dict) -> None:
         job.cancelled = False
         for tid in rec.get("targets") or []:
             t = job.targets.get(str(tid).lower())
-            if t is not None and t.state in ("failed", "cancelled"):
+            if t is not None and t.state in RETRYABLE:
                 t.state, t.poll, t.in_doubt, t.code, t.message, t.output, t.result = "queued", None, False, "", "", None, None
                 t.round += 1
         return
@@ -281,6 +283,7 @@ def _apply(job: JobRecord, rec: dict) -> None:
     if kind == "intent":
         t.attempt, t.in_doubt, t.state = int(rec.get("attempt") or t.attempt + 1), True, "running"
         t.started = t.started or str(rec.get("at", ""))
+        t.intent_at = str(rec.get("at", ""))
     elif kind == "accepted":
         t.in_doubt = False
         t.poll = rec.get("poll")

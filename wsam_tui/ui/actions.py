@@ -17,6 +17,7 @@ handed to the engine for the one job, and never stored.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -41,7 +42,7 @@ from ..fleet.model import Kind, Server, clean_text
 from ..ops.catalog import ACTIONS as CATALOG_ACTIONS
 from ..ops.catalog import CLASSIFICATIONS, EXTENSIONS, REBOOT_SETTINGS, Action, ActionError, installed
 from ..ops.gate import ReadOnlyError
-from ..ops.journal import JobBusyError
+from ..ops.journal import RETRYABLE, JobBusyError
 from ..ops.plan import CONFIRM_THRESHOLD, Plan, plan, secrets_for
 from ..session import ConnectFailed
 
@@ -50,7 +51,8 @@ if TYPE_CHECKING:
     from .app import WsamApp
 
 SHOWN = 500  # plan lines drawn per section before "… and N more" (the az commands are copied in full)
-ROW_REFRESHES = 4  # servers re-read through ARM at once after their target succeeded
+ROW_REFRESHES = 4  # reads at once for rows after their target succeeded (most need none: the engine re-read)
+ROW_BATCH_S = 0.5  # successes gathered this long, then their rows applied together
 
 # The menu: (group, action id, one-line description). Order is the order shown.
 MENU: tuple[tuple[str, str, str], ...] = (
@@ -535,6 +537,10 @@ class ConsoleActions:
         self.running: set[str] = set()  # job ids this console drives now
         self.ended: list[str] = []  # job ids this console drove to an end (or that stopped), in order
         self._row_slots = asyncio.Semaphore(ROW_REFRESHES)
+        self._changed: list[tuple[str, str, dict | None, str]] = []  # (action, server id, resource, path)
+        self._rows_due = False
+        self._rows_busy = 0  # row workers under way
+        self.stored = 0  # servers whose changed rows were written into the store
 
     @property
     def session(self):
@@ -646,7 +652,7 @@ class ConsoleActions:
                        severity="error", markup=False, timeout=15)
         else:
             counts = ", ".join(f"{n:,} {s}" for s, n in sorted(job.counts().items()))
-            bad = any(t.state in ("failed", "cancelled") for t in job.targets.values())
+            bad = any(t.state in RETRYABLE for t in job.targets.values())
             app.notify(clean_text(f"{what} ended: {counts}"), title=clean_text(job.title, limit=80),
                        severity="warning" if bad else "information", markup=False, timeout=10)
         finally:
@@ -664,8 +670,12 @@ class ConsoleActions:
                 screen.job_changed(event.job_id)
         if event.state == "succeeded" and not self.session.offline:
             job = self.session.live_job(event.job_id)
-            if job is None or job.action != "run-command":  # a script's run changes no cell of the table
-                self._refresh_row(event.target_id)
+            target = job.targets.get(event.target_id.lower()) if job is not None else None
+            if job is not None and target is not None and job.action != "run-command":  # a script changes no cell
+                self._changed.append((job.action, event.target_id, event.resource, target.call.resource_path))
+                if not self._rows_due:  # gathered for a moment, then applied together: one repaint for many
+                    self._rows_due = True
+                    self.app.set_timer(ROW_BATCH_S, self._apply_changed)
 
     def on_job_ended(self, job_id: str) -> None:
         from .jobs import JobsScreen
@@ -673,26 +683,73 @@ class ConsoleActions:
         for screen in self.app.screen_stack:
             if isinstance(screen, JobsScreen):
                 screen.job_changed(job_id)
+        self._store_when_idle()
 
-    def _refresh_row(self, server_id: str) -> None:
-        self.app.run_worker(self._refresh_row_worker(server_id), group="job-rows", exit_on_error=False)
+    def _store_when_idle(self) -> None:
+        """The changed rows into the store once no job runs and every row waiting is applied."""
+        if not self.running and not self._changed and not self._rows_due and not self._rows_busy:
+            self.app.run_worker(self._store_changed_worker, thread=True, group="job-store", exit_on_error=False)
 
-    async def _refresh_row_worker(self, server_id: str) -> None:
-        """The server re-read through ARM the way the details pane reads it (Resource Graph lags minutes),
-        and its row replaced in place: the matrix shows the effect as soon as the target succeeds."""
-        from ..depth import fresh_view
+    def _apply_changed(self) -> None:
+        self._rows_due = False
+        batch, self._changed = self._changed, []
+        if batch:
+            self.app.run_worker(self._rows_worker(batch), group="job-rows", exit_on_error=False)
+
+    async def _rows_worker(self, batch: list[tuple[str, str, dict | None, str]]) -> None:
+        """The servers' new rows from what the engine re-read after each success (at most one more read
+        where the action's cells need it), derived over the cached rows in a thread, applied in one go."""
+        from ..depth import action_effect, record_effects
 
         app = self.app
-        inventory = self.session.inventory
-        async with self._row_slots:
-            try:
-                view = await self.session.call(
-                    lambda conn: fresh_view(inventory, conn.transport, server_id, now=app.clock()))
-            except (ConnectFailed, ArmHttpError):
-                return  # the next refresh shows it; the job's own state is what matters here
-        server = view.server
-        app.by_id[server.id] = server
-        app.table.update_rows([server])
+
+        async def effect(action_id: str, server_id: str, resource: dict | None, path: str):
+            async with self._row_slots:
+                try:
+                    return await self.session.call(
+                        lambda conn: action_effect(conn.transport, action_id, server_id, resource, path))
+                except (ConnectFailed, ArmHttpError):
+                    return None  # the next refresh shows it; the job's own state is what matters here
+
+        self._rows_busy += 1
+        try:
+            effects = [e for e in await asyncio.gather(*(effect(*item) for item in batch)) if e is not None]
+            if effects:
+                servers = await asyncio.to_thread(record_effects, self.session.inventory, effects, now=app.clock())
+                self.apply_rows(servers)
+        finally:
+            self._rows_busy -= 1
+        self._store_when_idle()
+
+    def apply_rows(self, servers: Sequence[Server]) -> None:
+        """Changed servers everywhere the console keeps them: the records, the table's rows, the index behind
+        the filter and the gap view (a server whose gap closed leaves ``missing:…``), the header's counts."""
+        app = self.app
+        if not servers:
+            return
+        for server in servers:
+            if server.id in app.by_id:
+                app.by_id[server.id] = server
+        app.table.update_rows(servers)
+        if app.index is not None:
+            app.index.update(servers)
+            app._apply_view()
+
+    def _store_changed_worker(self) -> None:
+        """What actions changed, into the store (``--offline`` and the next start show it) and the saved rows."""
+        from ..depth import store_effects
+        from .rowcache import save_rows
+
+        app = self.app
+        written = store_effects(self.session.inventory)
+        if not written or app.snapshot is None:
+            return
+        self.stored += written
+        meta = {"subscriptions": app.snapshot.subscriptions, "names": app.subscription_names,
+                "fingerprint": app._fingerprint(app.snapshot),
+                "oldest": app.snapshot.oldest.isoformat() if app.snapshot.oldest else None}
+        with contextlib.suppress(OSError):  # only a faster next start is lost; the store holds the change
+            save_rows(app.session.inventory.store.directory, app.table._data, app.servers, meta)  # rows as updated
 
     # -- start
 

@@ -23,14 +23,15 @@ from textual.widgets.option_list import Option
 
 from ..fleet.model import clean_text
 from ..ops.engine import OUTPUT_LIMIT, OutputGroup, group_outputs
-from ..ops.journal import JobRecord
+from ..ops.journal import RETRYABLE, JobRecord
 
 if TYPE_CHECKING:
     from .app import WsamApp
 
 SHOWN_TARGETS = 500  # target lines drawn per job (failures first); the journal keeps them all
-ORDER = {"failed": 0, "running": 1, "waiting-for-throttle": 2, "queued": 3, "cancelled": 4, "succeeded": 5}
-STYLE = {"failed": "bold $error", "running": "$accent", "waiting-for-throttle": "$warning", "queued": "$text-muted",
+ORDER = {"failed": 0, "in-doubt": 0, "running": 1, "waiting-for-throttle": 2, "queued": 3, "cancelled": 4,
+         "succeeded": 5}
+STYLE = {"failed": "bold $error", "in-doubt": "bold $warning", "running": "$accent", "waiting-for-throttle": "$warning", "queued": "$text-muted",
          "cancelled": "$warning", "succeeded": "$success", "skipped": "$text-muted"}
 
 
@@ -301,7 +302,7 @@ class JobsScreen(Screen):
         ]
         lines += [Content.styled(f"journal: {clean_text(p)}", "$warning") for p in job.problems[:3]]
         keys = ["c cancel" if running and job.unfinished else "",
-                "f retry failed" if not running and any(t.state in ("failed", "cancelled") for t in job.targets.values())
+                "f retry failed" if not running and any(t.state in RETRYABLE for t in job.targets.values())
                 else "", "r resume" if status.startswith("unfinished") else "", "esc back"]
         lines.append(Content.styled(" · ".join(k for k in keys if k), "$text-muted"))
         head.update(Content("\n").join(lines))
@@ -354,8 +355,8 @@ class JobsScreen(Screen):
         if job.id in self.wsam.ops.running or job.unfinished:
             self.notify("This job has not ended yet (r resumes an unfinished job).", markup=False)
             return
-        if not any(t.state in ("failed", "cancelled") for t in job.targets.values()):
-            self.notify("No failed or cancelled target to retry.", markup=False)
+        if not any(t.state in RETRYABLE for t in job.targets.values()):
+            self.notify("No failed, cancelled or in-doubt target to retry.", markup=False)
             return
         self._with_secrets(job, self.wsam.ops.retry_failed)
 
