@@ -893,6 +893,13 @@ def _implies(p: _Plan, q: _Plan) -> bool:
     return False
 
 
+def _haystack_parts(e: ServerIndexEntry) -> tuple[tuple[str, str, str, str], str]:
+    """A server's haystack as (its profile: the fields servers share, what is its own): see _split_haystack."""
+    os_name, _, version_release = e.os.partition(_SEP)
+    version, _, release = version_release.partition(_SEP)
+    return (e.sub_text, e.loc, f"{os_name}{_SEP}{release}", e.state), (f"{e.rest}{_SEP}{version}" if version else e.rest)
+
+
 class FleetIndex:
     """Entries and columns for one snapshot, a current sort order, and filtering in that order.
 
@@ -1020,10 +1027,9 @@ class FleetIndex:
         profile: list[int] = []
         rest: list[str] = []
         for e in self.entries:
-            os_name, _, version_release = e.os.partition(_SEP)
-            version, _, release = version_release.partition(_SEP)
-            profile.append(ids.setdefault((e.sub_text, e.loc, f"{os_name}{_SEP}{release}", e.state), len(ids)))
-            rest.append(f"{e.rest}{_SEP}{version}" if version else e.rest)
+            key, own = _haystack_parts(e)
+            profile.append(ids.setdefault(key, len(ids)))
+            rest.append(own)
         self._columns["profile"] = profile
         self._columns["rest"] = rest
         self._profile_texts = [_SEP.join(key) for key in ids]
@@ -1119,11 +1125,11 @@ class FleetIndex:
                 except ValueError:
                     codes[i] = len(values)
                     values.append(value)
-            key = (entry.sub_text, entry.loc, entry.os, entry.state)
+            key, own = _haystack_parts(entry)
             if key not in self._profile_ids:
                 self._profile_ids[key] = len(self._profile_texts)
                 self._profile_texts.append(_SEP.join(key))
-            profiles[i], rest[i] = self._profile_ids[key], entry.rest
+            profiles[i], rest[i] = self._profile_ids[key], own
         self._masks.clear()
         self._recent.clear()
         if renamed:
