@@ -7,6 +7,7 @@ ignoring api-version (the SDKs send a different api-version per operation group;
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import re
@@ -125,7 +126,10 @@ class Simulator:
 
     def __init__(self, state: SimState, *, latency_ms: float = 0, faults: FaultInjector | None = None,
                  throttle: ArmThrottle | None = None, graph_quota: GraphQuota | None = None,
-                 request_log: RequestLog | None = None, audience: str = "https://management.azure.com/") -> None:
+                 request_log: RequestLog | None = None, audience: str = "https://management.azure.com/",
+                 durable: Any = None) -> None:
+        """``durable``: a sim.durable.DurableState whose ``flush()`` saves what each request changed before
+        its response leaves (None: the state lives and dies with the process)."""
         from . import handlers  # routes live there; imported here to keep this module about plumbing
 
         self.state = state
@@ -134,6 +138,7 @@ class Simulator:
         self.throttle = throttle or ArmThrottle()
         self.graph_quota = graph_quota or GraphQuota()
         self.log = request_log or RequestLog(None)
+        self.durable = durable
         self.audience = audience
         self.router = Router()
         handlers.register(self.router)
@@ -198,9 +203,12 @@ class Simulator:
                 target = write_target(path)
             result = handler(self, ctx)
             reply = await result if asyncio.iscoroutine(result) else result
+            self._save()  # an answered write is on disk before its answer leaves
             status = reply.status
             return reply_to_response(reply, headers)
         except ArmError as e:
+            with contextlib.suppress(OSError):
+                self._save()  # operations that ended before the error
             status = e.status
             headers.update(e.headers)
             return web.json_response(e.body(), status=e.status, headers=headers)
@@ -230,6 +238,10 @@ class Simulator:
             if fault_kind:
                 entry["fault"] = fault_kind
             self.log.write(entry)
+
+    def _save(self) -> None:
+        if self.durable is not None:
+            self.durable.flush()
 
     async def _read_body(self, request: web.Request) -> Any:
         raw = await request.read()
