@@ -49,7 +49,15 @@ def build_session(args: argparse.Namespace) -> FleetSession:
                                            reset=bool(getattr(args, "demo_reset", False)), lro_seconds=lro_seconds,
                                            request_log=os.environ.get("WSAM_DEMO_REQUEST_LOG") or None)
             notices.extend(sim.durable.notices)
-            running = start_in_thread(sim, ca_dir=_private_dir(store_dir.parent / "demo-ca"))
+            ca_dir = _private_dir(store_dir.parent / "demo-ca")
+            port = sim.durable.saved_port()
+            try:  # the port of the last run: the journal's operation URLs name it
+                running = start_in_thread(sim, port=port, ca_dir=ca_dir)
+            except OSError as e:
+                notices.append(f"The demo's simulated ARM could not serve on its port {port} again ({e.strerror or e}); "
+                               "jobs of an earlier session cannot follow the operations they started.")
+                running = start_in_thread(sim, ca_dir=ca_dir)
+            sim.durable.save_port(running.port)
             closers.extend([running.stop, sim.durable.close])
             options = ConnectOptions(endpoint=running.base_url, ca_bundle=str(running.ca_path))
     else:

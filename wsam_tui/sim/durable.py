@@ -31,7 +31,7 @@ from . import actions  # noqa: F401  (registers the operations' completions that
 from .state import Operation, SimConfig, SimState, iso, machine_id_of, parse_iso, utcnow
 
 FORMAT = 1
-STATE_FILE, CHANGES_FILE, LOCK_FILE = "state.json", "changes.jsonl", "lock"
+STATE_FILE, CHANGES_FILE, LOCK_FILE, ENDPOINT_FILE = "state.json", "changes.jsonl", "lock", "endpoint.json"
 COMPACT_AFTER = 200  # lines; compaction merges them into one on open
 FORGET_DONE_AFTER = 3600.0  # seconds: ended operations older than this are dropped when compacting
 
@@ -170,10 +170,27 @@ class DurableState:
         self._lock = fh
         return True
 
+    # ---- the port ---------------------------------------------------------------------------------
+
+    def saved_port(self) -> int:
+        """The port the last process served on (0: none). Operation URLs that a client keeps (the job
+        journal's poll URLs) name it, and real ARM does not move: serve there again when it is free."""
+        try:
+            port = json.loads((self.directory / ENDPOINT_FILE).read_text(encoding="utf-8")).get("port")
+        except (OSError, ValueError, AttributeError):
+            return 0
+        return port if isinstance(port, int) and 1024 <= port <= 65535 else 0
+
+    def save_port(self, port: int) -> None:
+        if self.writable:
+            _write_atomic(self.directory / ENDPOINT_FILE, json.dumps({"port": port}) + "\n")
+
     # ---- writing ----------------------------------------------------------------------------------
 
-    def flush(self) -> int:
-        """Append what changed since the last flush and fsync it; returns the bytes written (0: nothing)."""
+    def flush(self, after_write: Callable[[], None] | None = None) -> int:
+        """Append what changed since the last flush and fsync it; returns the bytes written (0: nothing, and
+        ``after_write`` is not called). ``after_write`` runs once the line is in the OS's hands (it survives
+        the process being killed from then on), before the fsync."""
         if self.state is None:
             return 0
         docs, ops = self.state.take_changes()
@@ -183,6 +200,8 @@ class DurableState:
         try:
             self._changes.write(line)
             self._changes.flush()
+            if after_write is not None:
+                after_write()
             os.fsync(self._changes.fileno())
         except OSError:  # kept for the next flush; the request that changed them answers 500
             self.state.changed_docs = (self.state.changed_docs or set()) | docs
