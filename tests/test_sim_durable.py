@@ -189,3 +189,44 @@ def test_reset_forgets_the_saved_state(tmp_path):
     assert again.state.get(vm_id("web-04")) is not None
     again.close()
     assert os.path.getsize(tmp_path / CHANGES_FILE) == 0
+
+
+def test_many_changes_are_compacted_on_open(tmp_path):
+    first = _open(tmp_path)
+    for i in range(250):
+        doc = first.state.get(vm_id(f"web-0{i % 6}"))
+        doc["tags"] = {"round": str(i)}
+        first.state.reindex(doc)
+        first.flush()
+    first.close()
+    second = _open(tmp_path)
+    second.close()
+    assert len((tmp_path / CHANGES_FILE).read_text(encoding="utf-8").splitlines()) == 1
+    third = _open(tmp_path)
+    assert third.state.get(vm_id("web-03"))["tags"] == {"round": "249"}
+    assert third.state.get(vm_id("web-01"))["tags"] == {"round": "247"}
+    third.close()
+
+
+def test_the_demo_session_says_when_its_saved_state_was_damaged_and_serves_on_its_port_again(tmp_path, monkeypatch):
+    from wsam_tui.cli import build_parser
+    from wsam_tui.console import build_session
+
+    monkeypatch.setenv("WSAM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("WSAM_STATE_DIR", str(tmp_path / "state"))
+    arm = tmp_path / "cache" / "demo-arm"
+    arm.mkdir(parents=True)
+    (arm / STATE_FILE).write_text('{"format": 1, "fleet": "demo:', encoding="utf-8")  # cut short
+    first = build_session(build_parser().parse_args(["--demo"]))
+    try:
+        assert any("could not be read" in n and "Starting afresh" in n for n in first.info.notices)
+        assert first.journal.directory == tmp_path / "state" / "demo" / "jobs"
+        port = urlsplit(first.options.endpoint).port
+    finally:
+        first.close()
+    again = build_session(build_parser().parse_args(["--demo-reset"]))
+    try:
+        assert not any("could not be read" in n for n in again.info.notices)
+        assert urlsplit(again.options.endpoint).port == port
+    finally:
+        again.close()

@@ -83,8 +83,6 @@ def add_connection_options(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "demo_reset", False):
-        args.demo = True
     if args.command == "sim":
         return run_sim(args)
     if args.command == "export":

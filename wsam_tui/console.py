@@ -35,6 +35,8 @@ DEMO_LRO_SECONDS = 3.0
 def build_session(args: argparse.Namespace) -> FleetSession:
     settings = load_settings()
     readonly = bool(args.readonly or settings.readonly)
+    reset = bool(getattr(args, "demo_reset", False))
+    args.demo = bool(args.demo or reset)  # --demo-reset implies --demo
     notices: list[str] = []
     closers = []
     options: ConnectOptions | None = None
@@ -46,7 +48,7 @@ def build_session(args: argparse.Namespace) -> FleetSession:
 
             lro_seconds = _demo_lro_seconds(notices)
             sim = create_durable_simulator(store_dir.parent / "demo-arm", demo_fleet, fleet_id=demo_fleet_id(),
-                                           reset=bool(getattr(args, "demo_reset", False)), lro_seconds=lro_seconds,
+                                           reset=reset, lro_seconds=lro_seconds,
                                            request_log=os.environ.get("WSAM_DEMO_REQUEST_LOG") or None)
             notices.extend(sim.durable.notices)
             ca_dir = _private_dir(store_dir.parent / "demo-ca")
