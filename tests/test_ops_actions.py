@@ -12,6 +12,7 @@ from wsam_tui.ops.catalog import ACTIONS
 from wsam_tui.ops.engine import group_outputs
 from wsam_tui.ops.gate import ReadOnlyError
 from wsam_tui.ops.plan import plan
+from wsam_tui.sim.state import completion
 
 
 @pytest.fixture
@@ -119,6 +120,12 @@ async def test_a_failing_script_and_a_machine_that_disconnects_after_planning(op
     assert "Disconnected" in done["fs-02"].message
 
 
+@completion("test.patch-install-fails")
+def _patch_install_fails(_state, op) -> None:
+    op.status = "Failed"
+    op.error = {"code": "PatchInstallationFailed", "message": "Windows Update service is disabled"}
+
+
 async def test_a_post_action_whose_operation_fails_reports_arms_code_and_message(ops, scenario_sim):
     _, servers, engine = ops
     state = scenario_sim.state
@@ -126,11 +133,7 @@ async def test_a_post_action_whose_operation_fails_reports_arms_code_and_message
 
     def failing(**kw):
         if kw["kind"] == "patch.install":
-            def complete(_state, op):
-                op.status = "Failed"
-                op.error = {"code": "PatchInstallationFailed", "message": "Windows Update service is disabled"}
-
-            kw["complete"] = complete
+            kw["complete"], kw["complete_args"] = "test.patch-install-fails", {}
         return original(**kw)
 
     scenario_sim.call(lambda: setattr(state, "new_operation", failing))

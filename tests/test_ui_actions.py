@@ -310,18 +310,16 @@ def servers_named(tmp_path, *names: str) -> list:
         store.close()
 
 
-async def test_an_unfinished_job_is_announced_at_start_and_resumed_from_the_jobs_pane(make_sim, private_dirs):
+async def test_an_unfinished_job_is_resumed_at_start(make_sim, private_dirs):
     running, app = await console(make_sim, private_dirs, monitored_fleet())
     chosen = servers_named(private_dirs, "web-01", "web-02")
     journal_unsent(private_dirs, plan("extension.install", {"extension": "ama"}, chosen))
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
-        await wait_for(pilot, lambda: any("1 unfinished job(s)" in n for n in notices(app)), 10, "the announcement")
-        await pilot.press("J")
-        await wait_for(pilot, lambda: "unfinished: r resumes" in screen_text(app), 10, "the unfinished job")
-        assert writes(running) == []
-        await pilot.press("r")
+        await wait_for(pilot, lambda: any("Resuming 1 unfinished job(s)" in n for n in notices(app)), 10,
+                       "the notice")
         await job_done(pilot)
+        await pilot.press("J")
         await wait_for(pilot, lambda: "2 of 2 ended · 2 succeeded" in screen_text(app), 10, "the resumed job's end")
         await wait_for(pilot, lambda: cell(app, "web-02", "monitor") == g.CODE[State.ON], 30, "the row")
     assert sorted(e["path"].rsplit("/", 3)[1] for e in writes(running)) == ["web-01", "web-02"]
@@ -337,15 +335,27 @@ async def test_a_restart_killed_in_flight_resumes_in_doubt_and_the_pane_says_wha
     writer.close()
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
+        await job_done(pilot)  # resumed at start
         await pilot.press("J")
-        await wait_for(pilot, lambda: "unfinished: r resumes" in screen_text(app), 10, "the unfinished job")
-        await pilot.press("r")
-        await job_done(pilot)
         await wait_for(pilot, lambda: "1 in-doubt" in screen_text(app), 10, "the resumed job's end")
         text = screen_text(app)
         assert "in-doubt  InDoubt: in doubt: a restart leaves the VM running either way; check its activity log" in text
         assert "f retry failed" in text
     assert writes(running) == [], "a restart is not sent again blindly"
+
+
+async def test_a_read_only_start_shows_an_unfinished_job_and_does_not_resume_it(make_sim, private_dirs):
+    running, app = await console(make_sim, private_dirs, monitored_fleet(), readonly=True)
+    chosen = servers_named(private_dirs, "web-01", "web-02")
+    journal_unsent(private_dirs, plan("extension.install", {"extension": "ama"}, chosen))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await wait_for(pilot, lambda: any("1 unfinished job(s)" in n and "Not resumed: Read-only" in n
+                                          for n in notices(app)), 10, "the notice")
+        await pilot.press("J")
+        await wait_for(pilot, lambda: "unfinished: r resumes" in screen_text(app), 10, "the unfinished job")
+        assert app.ops.running == set()
+    assert writes(running) == []
 
 
 async def test_offline_offers_no_action(make_sim, private_dirs):
@@ -409,20 +419,24 @@ async def test_cancel_stops_sending_and_retry_failed_sends_the_rest(make_sim, pr
     assert len(writes(running)) == 10  # the cancelled ones once each, nothing sent twice
 
 
-async def test_resuming_a_job_with_a_protected_parameter_asks_for_it_again(make_sim, private_dirs):
+async def test_a_job_resumed_at_start_fails_what_needs_a_protected_parameter_and_retry_asks_for_it(
+        make_sim, private_dirs):
     running, app = await console(make_sim, private_dirs, monitored_fleet())
     params = {"script": "param($Token) Write-Output ok", "protected_parameters": {"Token": SECRET}}
     journal_unsent(private_dirs, plan("run-command", params, servers_named(private_dirs, "web-01", "fs-01")))
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
+        await wait_for(pilot, lambda: any("need protected values again" in n for n in notices(app)), 10, "the notice")
+        await job_done(pilot)
         await pilot.press("J")
-        await wait_for(pilot, lambda: "unfinished: r resumes" in screen_text(app), 10, "the unfinished job")
-        await pilot.press("r")
+        await wait_for(pilot, lambda: "2 of 2 ended · 2 failed" in screen_text(app), 10, "the job's end")
+        assert "SecretsNotKept" in screen_text(app) and writes(running) == []
+        await pilot.press("f")
         await wait_for(pilot, lambda: isinstance(app.screen, SecretsScreen), 5, "the question for the value")
         assert "Protected parameter Token" in screen_text(app)
         await pilot.press(*SECRET, "enter")
-        await job_done(pilot)
-        await wait_for(pilot, lambda: "2 of 2 ended · 2 succeeded" in screen_text(app), 10, "the resumed job")
+        await job_done(pilot, jobs=2)
+        await wait_for(pilot, lambda: "2 of 2 ended · 2 succeeded" in screen_text(app), 10, "the retried job")
         assert SECRET not in screen_text(app)
     bodies = [e for e in writes(running) if e["method"] == "PUT"]
     assert len(bodies) == 2

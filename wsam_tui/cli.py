@@ -16,7 +16,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"wsam-tui {__version__}")
     # With no COMMAND: the console. Its options (the subcommands have their own copies).
     p.add_argument("--demo", action="store_true",
-                   help="the console on the bundled demo fleet, served by the simulator in this process (no account needed)")
+                   help="the console on the bundled demo fleet, served by the simulator in this process (no account needed); "
+                        "the demo's simulated Azure keeps its state between runs")
+    p.add_argument("--demo-reset", action="store_true",
+                   help="start the demo fleet afresh, forgetting what earlier demo sessions changed (implies --demo)")
     p.add_argument("--readonly", action="store_true", help="no action that writes is offered or sent")
     p.add_argument("--theme", metavar="NAME", help="colour theme (wsam-dark, wsam-light, wsam-high-contrast, wsam-ansi, "
                                                   "or one of yours in the config dir's themes/)")
@@ -42,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dump-fleet", metavar="FILE", help="write the fleet being served as a fleet file, then serve it")
     s.add_argument("--no-rebase-time", action="store_true",
                    help="keep the fleet's timestamps as written (default: shift them so the fleet looks current)")
+    s.add_argument("--state", metavar="DIR",
+                   help="keep the simulator's state in DIR: every accepted change is saved before it is answered, and a "
+                        "restart with the same DIR and fleet carries on where the last one stopped")
+    s.add_argument("--reset-state", action="store_true", help="with --state: forget the saved state and start afresh")
     e = sub.add_parser("export", help="write the inventory and capability matrix (json, csv, md) to stdout or a file",
                        description="The inventory and the capability matrix, non-interactive. Exit codes: 0 complete; "
                                    "3 written, but some subscriptions or sources failed (their cells say unknown); "
@@ -103,6 +110,13 @@ def run_sim(args: argparse.Namespace) -> int:
     except FaultSpecError as e:
         print(f"wsam-tui sim: --faults: {e}", file=sys.stderr)
         return 2
+    if args.reset_state and not args.state:
+        print("wsam-tui sim: --reset-state needs --state DIR", file=sys.stderr)
+        return 2
+    if args.state and (args.dump_fleet or args.no_rebase_time):
+        print("wsam-tui sim: --state keeps its own time base and fleet; it does not go with --dump-fleet or "
+              "--no-rebase-time", file=sys.stderr)
+        return 2
     if args.size is not None and not 1 <= args.size <= 100_000:
         print("wsam-tui sim: --size must be between 1 and 100000", file=sys.stderr)
         return 2
@@ -123,11 +137,25 @@ def run_sim(args: argparse.Namespace) -> int:
         return 2
     if args.dump_fleet:
         dump_fleet(fleet, args.dump_fleet)
-    sim = create_simulator(
-        fleet, latency_ms=args.latency_ms, faults=args.faults, seed=args.seed, lro_seconds=args.lro_seconds,
-        request_log=args.request_log, throttle=not args.no_throttle, graph_quota=not args.no_throttle,
-        page_size=args.page_size, rebase_time=not args.no_rebase_time, take_ownership=True,
-    )
+    knobs = {"latency_ms": args.latency_ms, "faults": args.faults, "seed": args.seed, "request_log": args.request_log,
+             "throttle": not args.no_throttle, "graph_quota": not args.no_throttle}
+    if args.state:
+        from .sim.run import create_durable_simulator
+
+        given = fleet
+        fleet_id = f"sim:{Path(args.fleet).resolve()}" if args.fleet else f"sim:{source}"
+        try:
+            sim = create_durable_simulator(args.state, lambda: given, fleet_id=fleet_id, reset=args.reset_state,
+                                           lro_seconds=args.lro_seconds, page_size=args.page_size, **knobs)
+        except OSError as e:
+            print(f"wsam-tui sim: --state {args.state}: {e}", file=sys.stderr)
+            return 2
+        del given
+        for notice in sim.durable.notices:
+            print(f"wsam-tui sim: {notice}", file=sys.stderr)
+    else:
+        sim = create_simulator(fleet, lro_seconds=args.lro_seconds, page_size=args.page_size,
+                               rebase_time=not args.no_rebase_time, take_ownership=True, **knobs)
     del fleet  # the simulator owns it now
     n_servers = sum(1 for _ in sim.state.all_machines())
 

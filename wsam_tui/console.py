@@ -3,7 +3,15 @@
 `--demo` starts the simulator in this process on the bundled demo fleet and then connects to it exactly
 as to any ARM endpoint (``--endpoint URL --ca-bundle PEM``): discovery through /metadata/endpoints, the
 same transport, Resource Graph, ARM. Only the cache directory differs (``demo`` beside the real one),
-so a demo never mixes with, or overwrites, the last known state of a real fleet.
+so a demo never mixes with, or overwrites, the last known state of a real fleet; its jobs have their own
+journal too (``demo/jobs`` in the state dir), so a demo job is never resumed against Azure, nor an Azure job
+against the demo.
+
+The demo's simulated ARM keeps its state in ``demo-arm`` beside the cache (sim/durable.py), as real ARM
+outlives the console: a console killed mid-job restarts on the same fleet, with the operations it started
+still running, and resumes the job. ``--demo-reset`` starts the fleet afresh. Two knobs for tests and
+demonstrations: ``WSAM_DEMO_LRO_SECONDS`` (how long the demo's operations run; default 3) and
+``WSAM_DEMO_REQUEST_LOG`` (a file the demo's simulator appends one JSON line per request to).
 """
 
 from __future__ import annotations
@@ -15,15 +23,20 @@ import sys
 from pathlib import Path
 
 from .arm.common import quiet_azure_logging
-from .config import cache_dir, load_settings
+from .config import cache_dir, load_settings, state_dir
 from .inventory import ConnectOptions, Inventory
+from .ops.journal import Journal
 from .session import FleetSession, SessionInfo
 from .store.cache import Store, default_store_dir
+
+DEMO_LRO_SECONDS = 3.0
 
 
 def build_session(args: argparse.Namespace) -> FleetSession:
     settings = load_settings()
     readonly = bool(args.readonly or settings.readonly)
+    reset = bool(getattr(args, "demo_reset", False))
+    args.demo = bool(args.demo or reset)  # --demo-reset implies --demo
     notices: list[str] = []
     closers = []
     options: ConnectOptions | None = None
@@ -31,11 +44,23 @@ def build_session(args: argparse.Namespace) -> FleetSession:
         store_dir = Path(args.cache_dir) if args.cache_dir else cache_dir() / "demo"
         source = "demo fleet (simulator)"
         if not args.offline:  # --demo --offline: the demo's cache, no simulator
-            from .sim.run import create_simulator, demo_fleet, start_in_thread
+            from .sim.run import create_durable_simulator, demo_fleet, demo_fleet_id, start_in_thread
 
-            sim = create_simulator(demo_fleet(), take_ownership=True, lro_seconds=3.0)
-            running = start_in_thread(sim, ca_dir=_private_dir(store_dir.parent / "demo-ca"))
-            closers.append(running.stop)
+            lro_seconds = _demo_lro_seconds(notices)
+            sim = create_durable_simulator(store_dir.parent / "demo-arm", demo_fleet, fleet_id=demo_fleet_id(),
+                                           reset=reset, lro_seconds=lro_seconds,
+                                           request_log=os.environ.get("WSAM_DEMO_REQUEST_LOG") or None)
+            notices.extend(sim.durable.notices)
+            ca_dir = _private_dir(store_dir.parent / "demo-ca")
+            port = sim.durable.saved_port()
+            try:  # the port of the last run: the journal's operation URLs name it
+                running = start_in_thread(sim, port=port, ca_dir=ca_dir)
+            except OSError as e:
+                notices.append(f"The demo's simulated ARM could not serve on its port {port} again ({e.strerror or e}); "
+                               "jobs of an earlier session cannot follow the operations they started.")
+                running = start_in_thread(sim, ca_dir=ca_dir)
+            sim.durable.save_port(running.port)
+            closers.extend([running.stop, sim.durable.close])
             options = ConnectOptions(endpoint=running.base_url, ca_bundle=str(running.ca_path))
     else:
         store_dir = Path(args.cache_dir) if args.cache_dir else default_store_dir()
@@ -56,7 +81,24 @@ def build_session(args: argparse.Namespace) -> FleetSession:
                        subscriptions=tuple(args.subscription), notices=notices + list(store.notices))
     session = FleetSession(inventory, options, info)
     session.closers.extend(closers)
+    if args.demo:
+        session.journal = Journal(state_dir() / "demo" / "jobs")
     return session
+
+
+def _demo_lro_seconds(notices: list[str]) -> float:
+    text = os.environ.get("WSAM_DEMO_LRO_SECONDS", "").strip()
+    if not text:
+        return DEMO_LRO_SECONDS
+    try:
+        seconds = float(text)
+        if not 0 <= seconds <= 3600:
+            raise ValueError
+    except ValueError:
+        notices.append(f"WSAM_DEMO_LRO_SECONDS={text[:40]!r} is not a number of seconds from 0 to 3600; "
+                       f"using {DEMO_LRO_SECONDS:g}.")
+        return DEMO_LRO_SECONDS
+    return seconds
 
 
 def _private_dir(path: Path) -> Path:

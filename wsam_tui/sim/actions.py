@@ -17,6 +17,7 @@ from .server import ArmError, Ctx, Reply, Simulator
 from .state import (
     Operation,
     SimState,
+    completion,
     iso,
     power_status,
     set_power_state,
@@ -52,11 +53,32 @@ def stable_id(*parts: str) -> str:
     return str(uuid.UUID(bytes=hashlib.sha256("|".join(parts).encode()).digest()[:16], version=4))
 
 
-def start_op(sim: Simulator, doc: dict, kind: str, complete, duration: float | None = None,
-             start_at: float | None = None) -> Operation:
+def start_op(sim: Simulator, doc: dict, kind: str, complete: str | None = None, args: dict | None = None,
+             duration: float | None = None, start_at: float | None = None) -> Operation:
+    """A long-running operation on ``doc``; at its end the completion registered as ``complete`` runs with
+    ``args`` (JSON: ids, not documents, so that it can run in a later process)."""
     sub, _ = sub_rg_of(doc["id"])
     return sim.state.new_operation(subscription=sub, location=doc.get("location", ""), provider=provider_of(doc),
-                                   kind=kind, target=doc["id"], duration=duration, complete=complete, start_at=start_at)
+                                   kind=kind, target=doc["id"], duration=duration, complete=complete,
+                                   complete_args=args, start_at=start_at)
+
+
+def _doc(state: SimState, resource_id: str) -> dict | None:
+    """A document an operation acts on, fetched again when it completes (it may be gone by then)."""
+    return state.get(resource_id)
+
+
+@completion("resource.provisioned")
+def _complete_provisioned(state: SimState, op: Operation, *, resource_id: str) -> None:
+    doc = _doc(state, resource_id)
+    if doc is not None:
+        doc["properties"]["provisioningState"] = "Succeeded"
+        state.reindex(doc)
+
+
+@completion("resource.delete")
+def _complete_delete(state: SimState, op: Operation, *, resource_id: str) -> None:
+    state.delete(resource_id)
 
 
 def accepted(sim: Simulator, ctx: Ctx, op: Operation) -> Reply:
@@ -115,21 +137,25 @@ def vm_power(sim: Simulator, ctx: Ctx) -> Reply:
         sim.state.sim_machines[doc["id"].lower()] = sim_entry
     set_power_state(doc, during)
     sim.state.reindex(doc)
+    return accepted(sim, ctx, start_op(sim, doc, f"vm.{action}", "vm.power", {"machine": doc["id"], "final": final}))
 
-    def complete(state: SimState, op: Operation) -> None:
-        set_power_state(doc, final)
-        if final == "running":
-            stashed = state.sim_for(doc["id"]).pop("_stashedAgent", None)
-            iv = doc["properties"]["instanceView"]
-            if stashed is not None:
-                iv["vmAgent"] = stashed
-            elif "vmAgent" not in iv:  # a VM that was deallocated in the fleet file boots with a ready agent
-                iv["vmAgent"] = {"vmAgentVersion": "2.7.41491.1102", "statuses": [
-                    {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Ready",
-                     "message": "GuestAgent is running and processing the extensions.", "time": now_iso()}]}
-        state.reindex(doc)
 
-    return accepted(sim, ctx, start_op(sim, doc, f"vm.{action}", complete))
+@completion("vm.power")
+def _complete_power(state: SimState, op: Operation, *, machine: str, final: str) -> None:
+    doc = _doc(state, machine)
+    if doc is None:
+        return
+    set_power_state(doc, final)
+    if final == "running":
+        stashed = state.sim_for(doc["id"]).pop("_stashedAgent", None)
+        iv = doc["properties"]["instanceView"]
+        if stashed is not None:
+            iv["vmAgent"] = stashed
+        elif "vmAgent" not in iv:  # a VM that was deallocated in the fleet file boots with a ready agent
+            iv["vmAgent"] = {"vmAgentVersion": "2.7.41491.1102", "statuses": [
+                {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Ready",
+                 "message": "GuestAgent is running and processing the extensions.", "time": now_iso()}]}
+    state.reindex(doc)
 
 
 def vm_power_state(doc: dict) -> str:
@@ -234,38 +260,41 @@ def _reboot_pending(state: SimState, doc: dict) -> bool:
 def assess_patches(sim: Simulator, ctx: Ctx) -> Reply:
     doc = _handlers().machine_from(sim, ctx)
     require_guest_ready(doc, "assess patches")
-    started = now_iso()
-    activity = str(uuid.uuid4())
+    args = {"machine": doc["id"], "started": now_iso(), "activity": str(uuid.uuid4())}
+    return accepted(sim, ctx, start_op(sim, doc, "patch.assess", "patch.assess", args))
 
-    def complete(state: SimState, op: Operation) -> None:
-        patches = available_patches(state, doc)
-        pending = _reboot_pending(state, doc)
-        write_assessment(state, doc, patches, activity=activity, started=started, reboot_pending=pending)
-        cs = _critical_security(patches)
-        if is_vm(doc):
-            op.result = {
-                "status": "Succeeded", "assessmentActivityId": activity, "rebootPending": pending,
-                "criticalAndSecurityPatchCount": cs, "otherPatchCount": len(patches) - cs,
-                "startDateTime": started,
-                "availablePatches": [
-                    {"patchId": p.get("patchId"), "name": p.get("name"), "version": p.get("version", ""),
-                     "kbId": p.get("kbId"), "classifications": p.get("classifications", []),
-                     "rebootBehavior": p.get("rebootBehavior"), "activityId": activity,
-                     "publishedDate": p.get("publishedDate"), "lastModifiedDateTime": now_iso(),
-                     "assessmentState": "Available"}
-                    for p in patches
-                ],
-                "error": None,
-            }
-        else:
-            op.result = {
-                "status": "Succeeded", "assessmentActivityId": activity, "rebootPending": pending,
-                "availablePatchCountByClassification": _counts(patches), "startDateTime": started,
-                "lastModifiedDateTime": now_iso(), "startedBy": "User", "patchServiceUsed": "WU",
-                "osType": "Windows", "errorDetails": None,
-            }
 
-    return accepted(sim, ctx, start_op(sim, doc, "patch.assess", complete))
+@completion("patch.assess")
+def _complete_assess(state: SimState, op: Operation, *, machine: str, started: str, activity: str) -> None:
+    doc = _doc(state, machine)
+    if doc is None:
+        return
+    patches = available_patches(state, doc)
+    pending = _reboot_pending(state, doc)
+    write_assessment(state, doc, patches, activity=activity, started=started, reboot_pending=pending)
+    cs = _critical_security(patches)
+    if is_vm(doc):
+        op.result = {
+            "status": "Succeeded", "assessmentActivityId": activity, "rebootPending": pending,
+            "criticalAndSecurityPatchCount": cs, "otherPatchCount": len(patches) - cs,
+            "startDateTime": started,
+            "availablePatches": [
+                {"patchId": p.get("patchId"), "name": p.get("name"), "version": p.get("version", ""),
+                 "kbId": p.get("kbId"), "classifications": p.get("classifications", []),
+                 "rebootBehavior": p.get("rebootBehavior"), "activityId": activity,
+                 "publishedDate": p.get("publishedDate"), "lastModifiedDateTime": now_iso(),
+                 "assessmentState": "Available"}
+                for p in patches
+            ],
+            "error": None,
+        }
+    else:
+        op.result = {
+            "status": "Succeeded", "assessmentActivityId": activity, "rebootPending": pending,
+            "availablePatchCountByClassification": _counts(patches), "startDateTime": started,
+            "lastModifiedDateTime": now_iso(), "startedBy": "User", "patchServiceUsed": "WU",
+            "osType": "Windows", "errorDetails": None,
+        }
 
 
 def _selected(p: dict, params: dict) -> tuple[bool, str]:
@@ -296,76 +325,80 @@ def install_patches(sim: Simulator, ctx: Ctx) -> Reply:
     if str(params["rebootSetting"]) not in ("IfRequired", "Never", "Always"):
         raise ArmError(400, "InvalidParameter", f"rebootSetting '{params['rebootSetting']}' is not one of IfRequired, Never, Always.")
     require_guest_ready(doc, "install patches")
-    started = now_iso()
-    activity = str(uuid.uuid4())
+    args = {"machine": doc["id"], "params": params, "started": now_iso(), "activity": str(uuid.uuid4())}
+    return accepted(sim, ctx, start_op(sim, doc, "patch.install", "patch.install", args))
 
-    def complete(state: SimState, op: Operation) -> None:
-        patches = available_patches(state, doc)
-        installed, remaining, rows = [], [], []
-        excluded = not_selected = 0
-        for p in patches:
-            ok, why = _selected(p, params)
-            if ok:
-                installed.append(p)
-            else:
-                remaining.append(p)
-                excluded += why == "Excluded"
-                not_selected += why == "NotSelected"
-            rows.append({"patchId": p.get("patchId"), "name": p.get("name"), "version": p.get("version", ""),
-                         "kbId": p.get("kbId"), "classifications": p.get("classifications", []),
-                         "installationState": "Installed" if ok else why})
-        needs_reboot = any(p.get("rebootBehavior") in ("AlwaysRequiresReboot", "CanRequestReboot") for p in installed)
-        setting = params["rebootSetting"]
-        if setting == "Always" or (needs_reboot and setting == "IfRequired"):
-            reboot_status, pending = "Completed", False
-        elif needs_reboot:
-            reboot_status, pending = "Required", True
-        else:
-            reboot_status, pending = "NotNeeded", _reboot_pending(state, doc)
-        entry = state.sim_for(doc["id"])
-        entry["availablePatches"] = remaining
-        state.sim_machines[doc["id"].lower()] = entry
-        ended = now_iso()
-        hist_id = f"{doc['id']}/patchInstallationResults/{activity}"
-        state.put({
-            "id": hist_id, "name": activity, "type": doc["type"] + "/patchInstallationResults",
-            "properties": {
-                "status": "Succeeded", "installationActivityId": activity, "rebootStatus": reboot_status,
-                "maintenanceWindowExceeded": False, "installedPatchCount": len(installed), "failedPatchCount": 0,
-                "pendingPatchCount": 0, "excludedPatchCount": excluded, "notSelectedPatchCount": not_selected,
-                "startDateTime": started, "lastModifiedDateTime": ended, "startedBy": "User",
-                "patchServiceUsed": "WU", "osType": "Windows", "maintenanceRunId": None, "errorDetails": None,
-            },
-        })
-        # Update Manager assesses again after an installation.
-        write_assessment(state, doc, remaining, activity=str(uuid.uuid4()), started=started, reboot_pending=pending,
-                         started_by="Platform")
-        if is_vm(doc):
-            doc["properties"]["instanceView"].setdefault("patchStatus", {})["lastPatchInstallationSummary"] = {
-                "status": "Succeeded", "installationActivityId": activity, "maintenanceWindowExceeded": False,
-                "notSelectedPatchCount": not_selected, "excludedPatchCount": excluded, "pendingPatchCount": 0,
-                "installedPatchCount": len(installed), "failedPatchCount": 0, "startTime": started,
-                "lastModifiedTime": ended, "error": None,
-            }
-            state.reindex(doc)
-            op.result = {
-                "status": "Succeeded", "installationActivityId": activity, "rebootStatus": reboot_status,
-                "maintenanceWindowExceeded": False, "excludedPatchCount": excluded,
-                "notSelectedPatchCount": not_selected, "pendingPatchCount": 0,
-                "installedPatchCount": len(installed), "failedPatchCount": 0, "patches": rows,
-                "startDateTime": started, "error": None,
-            }
-        else:
-            op.result = {
-                "status": "Succeeded", "installationActivityId": activity, "rebootStatus": reboot_status,
-                "maintenanceWindowExceeded": False, "excludedPatchCount": excluded,
-                "notSelectedPatchCount": not_selected, "pendingPatchCount": 0,
-                "installedPatchCount": len(installed), "failedPatchCount": 0, "startDateTime": started,
-                "lastModifiedDateTime": ended, "startedBy": "User", "patchServiceUsed": "WU", "osType": "Windows",
-                "errorDetails": None,
-            }
 
-    return accepted(sim, ctx, start_op(sim, doc, "patch.install", complete))
+@completion("patch.install")
+def _complete_install(state: SimState, op: Operation, *, machine: str, params: dict, started: str,
+                      activity: str) -> None:
+    doc = _doc(state, machine)
+    if doc is None:
+        return
+    patches = available_patches(state, doc)
+    installed, remaining, rows = [], [], []
+    excluded = not_selected = 0
+    for p in patches:
+        ok, why = _selected(p, params)
+        if ok:
+            installed.append(p)
+        else:
+            remaining.append(p)
+            excluded += why == "Excluded"
+            not_selected += why == "NotSelected"
+        rows.append({"patchId": p.get("patchId"), "name": p.get("name"), "version": p.get("version", ""),
+                     "kbId": p.get("kbId"), "classifications": p.get("classifications", []),
+                     "installationState": "Installed" if ok else why})
+    needs_reboot = any(p.get("rebootBehavior") in ("AlwaysRequiresReboot", "CanRequestReboot") for p in installed)
+    setting = params["rebootSetting"]
+    if setting == "Always" or (needs_reboot and setting == "IfRequired"):
+        reboot_status, pending = "Completed", False
+    elif needs_reboot:
+        reboot_status, pending = "Required", True
+    else:
+        reboot_status, pending = "NotNeeded", _reboot_pending(state, doc)
+    entry = state.sim_for(doc["id"])
+    entry["availablePatches"] = remaining
+    state.sim_machines[doc["id"].lower()] = entry
+    ended = now_iso()
+    hist_id = f"{doc['id']}/patchInstallationResults/{activity}"
+    state.put({
+        "id": hist_id, "name": activity, "type": doc["type"] + "/patchInstallationResults",
+        "properties": {
+            "status": "Succeeded", "installationActivityId": activity, "rebootStatus": reboot_status,
+            "maintenanceWindowExceeded": False, "installedPatchCount": len(installed), "failedPatchCount": 0,
+            "pendingPatchCount": 0, "excludedPatchCount": excluded, "notSelectedPatchCount": not_selected,
+            "startDateTime": started, "lastModifiedDateTime": ended, "startedBy": "User",
+            "patchServiceUsed": "WU", "osType": "Windows", "maintenanceRunId": None, "errorDetails": None,
+        },
+    })
+    # Update Manager assesses again after an installation.
+    write_assessment(state, doc, remaining, activity=str(uuid.uuid4()), started=started, reboot_pending=pending,
+                     started_by="Platform")
+    if is_vm(doc):
+        doc["properties"]["instanceView"].setdefault("patchStatus", {})["lastPatchInstallationSummary"] = {
+            "status": "Succeeded", "installationActivityId": activity, "maintenanceWindowExceeded": False,
+            "notSelectedPatchCount": not_selected, "excludedPatchCount": excluded, "pendingPatchCount": 0,
+            "installedPatchCount": len(installed), "failedPatchCount": 0, "startTime": started,
+            "lastModifiedTime": ended, "error": None,
+        }
+        state.reindex(doc)
+        op.result = {
+            "status": "Succeeded", "installationActivityId": activity, "rebootStatus": reboot_status,
+            "maintenanceWindowExceeded": False, "excludedPatchCount": excluded,
+            "notSelectedPatchCount": not_selected, "pendingPatchCount": 0,
+            "installedPatchCount": len(installed), "failedPatchCount": 0, "patches": rows,
+            "startDateTime": started, "error": None,
+        }
+    else:
+        op.result = {
+            "status": "Succeeded", "installationActivityId": activity, "rebootStatus": reboot_status,
+            "maintenanceWindowExceeded": False, "excludedPatchCount": excluded,
+            "notSelectedPatchCount": not_selected, "pendingPatchCount": 0,
+            "installedPatchCount": len(installed), "failedPatchCount": 0, "startDateTime": started,
+            "lastModifiedDateTime": ended, "startedBy": "User", "patchServiceUsed": "WU", "osType": "Windows",
+            "errorDetails": None,
+        }
 
 
 # ---- run commands ---------------------------------------------------------------------------------
@@ -396,17 +429,19 @@ def legacy_run_command(sim: Simulator, ctx: Ctx) -> Reply:
     except ValueError as e:
         raise ArmError(400, "InvalidParameter", f"The run command '{command_id}' is not supported: {e}", target="commandId") from None
 
-    def complete(state: SimState, op: Operation) -> None:
-        out, _ = guest.cap_output(result.stdout)
-        err, _ = guest.cap_output(result.stderr)
-        op.result = {"value": [
-            {"code": "ComponentStatus/StdOut/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded", "message": out},
-            {"code": "ComponentStatus/StdErr/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded", "message": err},
-        ]}
-
-    op = start_op(sim, doc, "runcommand.legacy", complete)
+    op = start_op(sim, doc, "runcommand.legacy", "runcommand.legacy", {"stdout": result.stdout, "stderr": result.stderr})
     sim.state.legacy_run[key] = op.id
     return accepted(sim, ctx, op)
+
+
+@completion("runcommand.legacy")
+def _complete_legacy_run(state: SimState, op: Operation, *, stdout: str, stderr: str) -> None:
+    out, _ = guest.cap_output(stdout)
+    err, _ = guest.cap_output(stderr)
+    op.result = {"value": [
+        {"code": "ComponentStatus/StdOut/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded", "message": out},
+        {"code": "ComponentStatus/StdErr/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded", "message": err},
+    ]}
 
 
 def refresh_execution_state(sim: Simulator, rc_doc: dict, view: dict) -> None:
@@ -471,45 +506,13 @@ def put_run_command(sim: Simulator, ctx: Ctx) -> Reply:
     timeout = int(props.get("timeoutInSeconds") or 0)
     sim.state.busy_until[mkey] = start_at + duration
     sim.state.sim_machines.setdefault(rid.lower(), {})["_schedule"] = (start_at, start_at + duration)
-
-    def finish_execution(state: SimState) -> None:
-        out, out_cut = guest.cap_output(result.stdout)
-        err, err_cut = guest.cap_output(result.stderr)
-        timed_out = bool(timeout) and result.duration_s > timeout
-        exec_state = "TimedOut" if timed_out else ("Succeeded" if result.exit_code == 0 else "Failed")
-        started_iso = _iso_epoch(start_at)
-        view = {
-            "executionState": exec_state,
-            "executionMessage": "Execution completed" if exec_state == "Succeeded" else f"Execution {exec_state.lower()}",
-            "exitCode": result.exit_code, "output": out, "error": err,
-            "startTime": started_iso, "endTime": now_iso(), "statuses": [],
-        }
-        if out_cut or err_cut:
-            view["statuses"] = [{"code": "ComponentStatus/OutputTruncated", "level": "Warning",
-                                 "displayStatus": "Output truncated", "message": "Output exceeded 4096 bytes and was truncated."}]
-        rc["properties"]["instanceView"] = view
-        failed_deploy = exec_state != "Succeeded" and rc["properties"].get("treatFailureAsDeploymentFailure")
-        rc["properties"]["provisioningState"] = "Failed" if failed_deploy else "Succeeded"
-        state.sim_machines.get(rid.lower(), {}).pop("_schedule", None)
-        state.reindex(rc)
-
-    def complete(state: SimState, op: Operation) -> None:
-        if rc["properties"].get("asyncExecution"):
-            rc["properties"]["provisioningState"] = "Succeeded"
-            state.reindex(rc)
-            state.new_operation(subscription=op.subscription, location=op.location, provider=op.provider,
-                                kind="runcommand.execute", target=rid, duration=max(0.0, start_at + duration - state.clock()),
-                                complete=lambda s, o: finish_execution(s))
-            return
-        finish_execution(state)
-        if rc["properties"]["provisioningState"] == "Failed":
-            op.status = "Failed"
-            view = rc["properties"]["instanceView"]
-            op.error = {"code": "VMExtensionProvisioningError" if is_vm(doc) else "RunCommandFailed",
-                        "message": f"Run command '{name}' ended {view['executionState']} with exit code {view['exitCode']}: {view['error'][:500]}"}
-
+    # What the script printed is decided now (the machine as it is when the command is accepted); the
+    # protected parameters it ran with are not part of it.
+    args = {"run_command": rid, "start_at": start_at, "duration": duration, "timeout": timeout,
+            "result": {"stdout": result.stdout, "stderr": result.stderr, "exit_code": result.exit_code,
+                       "duration_s": result.duration_s}}
     async_exec = bool(props.get("asyncExecution"))
-    op = start_op(sim, rc, "runcommand.put", complete, duration=0.05 if async_exec else None,
+    op = start_op(sim, rc, "runcommand.put", "runcommand.put", args, duration=0.05 if async_exec else None,
                   start_at=None if async_exec else start_at)
     if not async_exec:
         op.finish_at = start_at + duration
@@ -522,13 +525,62 @@ def _iso_epoch(t: float) -> str:
     return iso(datetime.fromtimestamp(t, UTC))
 
 
+@completion("runcommand.execute")
+def _finish_execution(state: SimState, op: Operation, *, run_command: str, start_at: float, timeout: int,
+                      result: dict, duration: float = 0.0) -> None:
+    rc = _doc(state, run_command)
+    if rc is None:
+        return
+    out, out_cut = guest.cap_output(result["stdout"])
+    err, err_cut = guest.cap_output(result["stderr"])
+    timed_out = bool(timeout) and result["duration_s"] > timeout
+    exec_state = "TimedOut" if timed_out else ("Succeeded" if result["exit_code"] == 0 else "Failed")
+    view = {
+        "executionState": exec_state,
+        "executionMessage": "Execution completed" if exec_state == "Succeeded" else f"Execution {exec_state.lower()}",
+        "exitCode": result["exit_code"], "output": out, "error": err,
+        "startTime": _iso_epoch(start_at), "endTime": now_iso(), "statuses": [],
+    }
+    if out_cut or err_cut:
+        view["statuses"] = [{"code": "ComponentStatus/OutputTruncated", "level": "Warning",
+                             "displayStatus": "Output truncated", "message": "Output exceeded 4096 bytes and was truncated."}]
+    rc["properties"]["instanceView"] = view
+    failed_deploy = exec_state != "Succeeded" and rc["properties"].get("treatFailureAsDeploymentFailure")
+    rc["properties"]["provisioningState"] = "Failed" if failed_deploy else "Succeeded"
+    state.sim_machines.get(run_command.lower(), {}).pop("_schedule", None)
+    state.reindex(rc)
+
+
+@completion("runcommand.put")
+def _complete_run_command(state: SimState, op: Operation, **args: Any) -> None:
+    rc = _doc(state, args["run_command"])
+    if rc is None:
+        return
+    if rc["properties"].get("asyncExecution"):
+        rc["properties"]["provisioningState"] = "Succeeded"
+        state.reindex(rc)
+        end = args["start_at"] + args["duration"]
+        state.new_operation(subscription=op.subscription, location=op.location, provider=op.provider,
+                            kind="runcommand.execute", target=rc["id"], duration=max(0.0, end - state.clock()),
+                            complete="runcommand.execute", complete_args=args)
+        return
+    _finish_execution(state, op, **args)
+    if rc["properties"]["provisioningState"] == "Failed":
+        op.status = "Failed"
+        view = rc["properties"]["instanceView"]
+        on_vm = rc["type"].lower().startswith("microsoft.compute")
+        op.error = {"code": "VMExtensionProvisioningError" if on_vm else "RunCommandFailed",
+                    "message": f"Run command '{rc['name']}' ended {view['executionState']} with exit code {view['exitCode']}: {view['error'][:500]}"}
+
+
 def delete_run_command(sim: Simulator, ctx: Ctx) -> Reply:
     doc = _handlers().machine_from(sim, ctx)
     rid = f"{doc['id']}/runCommands/{ctx.match['child']}"
     rc = sim.state.get(rid)
     if rc is None:
         return Reply(204)
-    op = start_op(sim, rc, "runcommand.delete", lambda state, op: state.delete(rid), duration=min(1.0, sim.state.config.lro_seconds))
+    op = start_op(sim, rc, "runcommand.delete", "resource.delete", {"resource_id": rid},
+                  duration=min(1.0, sim.state.config.lro_seconds))
     return accepted(sim, ctx, op)
 
 
@@ -597,27 +649,32 @@ def put_extension(sim: Simulator, ctx: Ctx) -> Reply:
     sim.state.put(ext)
     fail_types = {str(t).lower() for t in sim.state.sim_for(doc["id"]).get("failExtensionTypes") or []}
     will_fail = str(etype).lower() in fail_types or f"{publisher}.{etype}".lower() in fail_types
-
-    def complete(state: SimState, op: Operation) -> None:
-        if will_fail:
-            msg = (f"VM has reported a failure when processing extension '{name}' (publisher '{publisher}' and type '{etype}'). "
-                   "Error message: 'Enable failed: the handler exited with code 1.'")
-            ext["properties"]["provisioningState"] = "Failed"
-            ext["properties"]["instanceView"] = _ext_instance_view(doc, name, ext["properties"], False, msg)
-            op.status = "Failed"
-            op.error = {"code": "VMExtensionProvisioningError" if is_vm(doc) else "ExtensionOperationFailed", "message": msg}
-        else:
-            ext["properties"]["provisioningState"] = "Succeeded"
-            ext["properties"]["instanceView"] = _ext_instance_view(doc, name, ext["properties"], True, "Enable succeeded")
-        state.reindex(ext)
-        state.reindex(doc)
-
-    op = start_op(sim, ext, "extension.put", complete)
+    op = start_op(sim, ext, "extension.put", "extension.put", {"machine": doc["id"], "extension": rid, "fail": will_fail})
     headers = _handlers().lro_headers(sim, ctx, op)
     if is_vm(doc):
         headers.pop("Location", None)
         return Reply(200 if existing else 201, _handlers().render_extension(ext, instance_view=False), headers)
     return Reply(202, None, headers)  # Arc: 202 with no body (arm-api.md §4.3)
+
+
+@completion("extension.put")
+def _complete_extension(state: SimState, op: Operation, *, machine: str, extension: str, fail: bool) -> None:
+    doc, ext = _doc(state, machine), _doc(state, extension)
+    if doc is None or ext is None:
+        return
+    props = ext["properties"]
+    if fail:
+        msg = (f"VM has reported a failure when processing extension '{ext['name']}' (publisher '{props.get('publisher')}' "
+               f"and type '{props.get('type')}'). Error message: 'Enable failed: the handler exited with code 1.'")
+        props["provisioningState"] = "Failed"
+        props["instanceView"] = _ext_instance_view(doc, ext["name"], props, False, msg)
+        op.status = "Failed"
+        op.error = {"code": "VMExtensionProvisioningError" if is_vm(doc) else "ExtensionOperationFailed", "message": msg}
+    else:
+        props["provisioningState"] = "Succeeded"
+        props["instanceView"] = _ext_instance_view(doc, ext["name"], props, True, "Enable succeeded")
+    state.reindex(ext)
+    state.reindex(doc)
 
 
 def delete_extension(sim: Simulator, ctx: Ctx) -> Reply:
@@ -632,7 +689,7 @@ def delete_extension(sim: Simulator, ctx: Ctx) -> Reply:
         require_arc_connected(doc, "remove extensions")
     ext["properties"]["provisioningState"] = "Deleting"
     sim.state.reindex(ext)
-    op = start_op(sim, ext, "extension.delete", lambda state, op: state.delete(rid))
+    op = start_op(sim, ext, "extension.delete", "resource.delete", {"resource_id": rid})
     return accepted(sim, ctx, op)
 
 
@@ -647,20 +704,23 @@ def upgrade_extensions(sim: Simulator, ctx: Ctx) -> Reply:
     missing = [k for k in targets if k.lower() not in exts]
     if missing:
         raise ArmError(400, "ExtensionNotFound", f"Extension(s) {', '.join(missing)} are not installed on machine '{doc['name']}'.")
+    versions = {exts[key.lower()]["id"]: str((spec or {}).get("targetVersion") or "") for key, spec in targets.items()}
+    return accepted(sim, ctx, start_op(sim, doc, "extension.upgrade", "extension.upgrade", {"versions": versions}))
 
-    def complete(state: SimState, op: Operation) -> None:
-        for key, spec in targets.items():
-            ext = exts[key.lower()]
-            version = str((spec or {}).get("targetVersion") or "")
-            if version:
-                ext["properties"]["typeHandlerVersion"] = version
-                iv = ext["properties"].get("instanceView") or {}
-                if iv:
-                    iv["typeHandlerVersion"] = version
-            ext["properties"]["provisioningState"] = "Succeeded"
-            state.reindex(ext)
 
-    return accepted(sim, ctx, start_op(sim, doc, "extension.upgrade", complete))
+@completion("extension.upgrade")
+def _complete_upgrade(state: SimState, op: Operation, *, versions: dict[str, str]) -> None:
+    for ext_id, version in versions.items():
+        ext = _doc(state, ext_id)
+        if ext is None:
+            continue
+        if version:
+            ext["properties"]["typeHandlerVersion"] = version
+            iv = ext["properties"].get("instanceView") or {}
+            if iv:
+                iv["typeHandlerVersion"] = version
+        ext["properties"]["provisioningState"] = "Succeeded"
+        state.reindex(ext)
 
 
 # ---- tags and machine PATCH -----------------------------------------------------------------------
@@ -747,12 +807,8 @@ def patch_machine(sim: Simulator, ctx: Ctx) -> Reply:
     if not is_vm(doc):
         return Reply(200, h.render_arc(doc))
     doc["properties"]["provisioningState"] = "Updating"
-
-    def complete(state: SimState, op: Operation) -> None:
-        doc["properties"]["provisioningState"] = "Succeeded"
-        state.reindex(doc)
-
-    op = start_op(sim, doc, "vm.update", complete, duration=min(1.0, sim.state.config.lro_seconds))
+    op = start_op(sim, doc, "vm.update", "resource.provisioned", {"resource_id": doc["id"]},
+                  duration=min(1.0, sim.state.config.lro_seconds))
     headers = h.lro_headers(sim, ctx, op)
     headers.pop("Location", None)
     return Reply(200, h.render_vm(sim, doc, instance_view=False), headers)

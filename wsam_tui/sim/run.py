@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import signal
 import sys
 import tempfile
 from pathlib import Path
 
+from .durable import DurableState
 from .faults import FaultInjector, parse_faults
 from .server import RequestLog, RunningSimulator, Simulator
 from .state import SimConfig, SimState
@@ -29,6 +31,14 @@ def demo_fleet() -> dict:
     return generate_fleet(size=DEMO_SIZE, seed=DEMO_SEED)
 
 
+def demo_fleet_id() -> str:
+    """Names the demo fleet's version: a saved demo state made from another version is not replayed on it."""
+    path = FIXTURES / "demo-fleet.json"
+    if path.is_file():
+        return "demo:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return f"demo:generated:{DEMO_SIZE}:{DEMO_SEED}"
+
+
 def create_simulator(
     fleet: dict,
     *,
@@ -45,6 +55,32 @@ def create_simulator(
 ) -> Simulator:
     state = SimState(fleet, config=SimConfig(lro_seconds=lro_seconds, page_size=page_size), rebase_time=rebase_time,
                      take_ownership=take_ownership)
+    return simulator_for(state, latency_ms=latency_ms, faults=faults, seed=seed, request_log=request_log,
+                         throttle=throttle, graph_quota=graph_quota)
+
+
+def create_durable_simulator(
+    directory: str | Path,
+    load_fleet,
+    *,
+    fleet_id: str,
+    reset: bool = False,
+    lro_seconds: float = 3.0,
+    page_size: int = 1000,
+    **knobs,
+) -> Simulator:
+    """A simulator whose state is kept in ``directory`` (sim/durable.py): the fleet from ``load_fleet()``
+    the first time (or after ``reset``), the saved state afterwards. Notices (a damaged state set aside,
+    another process serving it) are in ``sim.durable.notices``; ``sim.durable.close()`` when done."""
+    durable = DurableState(directory)
+    state = durable.open(load_fleet, fleet_id=fleet_id, reset=reset,
+                         config=SimConfig(lro_seconds=lro_seconds, page_size=page_size))
+    return simulator_for(state, durable=durable, **knobs)
+
+
+def simulator_for(state: SimState, *, latency_ms: float = 0, faults: str | None = None, seed: int = 0,
+                  request_log: str | Path | None = None, throttle: bool = True, graph_quota: bool = True,
+                  durable: DurableState | None = None) -> Simulator:
     return Simulator(
         state,
         latency_ms=latency_ms,
@@ -52,6 +88,7 @@ def create_simulator(
         throttle=ArmThrottle(enabled=throttle),
         graph_quota=GraphQuota(enabled=graph_quota),
         request_log=RequestLog(request_log),
+        durable=durable,
     )
 
 

@@ -7,6 +7,7 @@ ignoring api-version (the SDKs send a different api-version per operation group;
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import re
@@ -125,7 +126,10 @@ class Simulator:
 
     def __init__(self, state: SimState, *, latency_ms: float = 0, faults: FaultInjector | None = None,
                  throttle: ArmThrottle | None = None, graph_quota: GraphQuota | None = None,
-                 request_log: RequestLog | None = None, audience: str = "https://management.azure.com/") -> None:
+                 request_log: RequestLog | None = None, audience: str = "https://management.azure.com/",
+                 durable: Any = None) -> None:
+        """``durable``: a sim.durable.DurableState whose ``flush()`` saves what each request changed before
+        its response leaves (None: the state lives and dies with the process)."""
         from . import handlers  # routes live there; imported here to keep this module about plumbing
 
         self.state = state
@@ -134,6 +138,7 @@ class Simulator:
         self.throttle = throttle or ArmThrottle()
         self.graph_quota = graph_quota or GraphQuota()
         self.log = request_log or RequestLog(None)
+        self.durable = durable
         self.audience = audience
         self.router = Router()
         handlers.register(self.router)
@@ -166,6 +171,27 @@ class Simulator:
         status = 500
         target = None
         fault_kind = None
+        logged = False
+
+        def log_entry() -> None:
+            entry = {
+                "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "method": method,
+                "path": path,
+                "query": request.query_string,
+                "status": status,
+                "requestId": request_id,
+                "correlationId": correlation,
+                "ms": round((time.monotonic() - started) * 1000, 1),
+            }
+            if client_rid:
+                entry["clientRequestId"] = client_rid
+            if target:
+                entry["target"] = target
+            if fault_kind:
+                entry["fault"] = fault_kind
+            self.log.write(entry)
+
         try:
             if self.latency_ms:
                 await asyncio.sleep(self.latency_ms / 1000)
@@ -199,8 +225,14 @@ class Simulator:
             result = handler(self, ctx)
             reply = await result if asyncio.iscoroutine(result) else result
             status = reply.status
-            return reply_to_response(reply, headers)
+            response = reply_to_response(reply, headers)
+            # an answered write is on disk before its answer leaves, and its log line right after it (not
+            # after the fsync: a process killed in between would have saved a request its log lacks)
+            logged = self._save(log_entry)
+            return response
         except ArmError as e:
+            with contextlib.suppress(OSError):
+                self._save()  # operations that ended before the error
             status = e.status
             headers.update(e.headers)
             return web.json_response(e.body(), status=e.status, headers=headers)
@@ -213,23 +245,13 @@ class Simulator:
             err = ArmError(500, "InternalServerError", f"The simulator failed to process the request: {e!r}")
             return web.json_response(err.body(), status=500, headers=headers)
         finally:
-            entry = {
-                "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                "method": method,
-                "path": path,
-                "query": request.query_string,
-                "status": status,
-                "requestId": request_id,
-                "correlationId": correlation,
-                "ms": round((time.monotonic() - started) * 1000, 1),
-            }
-            if client_rid:
-                entry["clientRequestId"] = client_rid
-            if target:
-                entry["target"] = target
-            if fault_kind:
-                entry["fault"] = fault_kind
-            self.log.write(entry)
+            if not logged:
+                log_entry()
+
+    def _save(self, after_write: Callable[[], None] | None = None) -> bool:
+        """Saves what the request changed; True when ``after_write`` ran (it runs once the change is
+        written, before the fsync)."""
+        return self.durable is not None and self.durable.flush(after_write) > 0
 
     async def _read_body(self, request: web.Request) -> Any:
         raw = await request.read()

@@ -10,8 +10,8 @@ import copy
 import re
 import time
 import uuid
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -133,6 +133,21 @@ def _shift_times(node: Any, delta: timedelta) -> Any:
     return node
 
 
+# What an operation does when its time comes, by name: ``fn(state, op, **args)``. A name and JSON args
+# (documents re-fetched by id) instead of a closure, so that an operation outlives the process that
+# accepted it (sim/durable.py writes operations to disk). sim/actions.py registers them.
+Completion = Callable[..., None]
+COMPLETIONS: dict[str, Completion] = {}
+
+
+def completion(name: str) -> Callable[[Completion], Completion]:
+    def register(fn: Completion) -> Completion:
+        COMPLETIONS[name] = fn
+        return fn
+
+    return register
+
+
 @dataclass
 class Operation:
     """One long-running operation, completed by time (``finish_at``), not by being polled."""
@@ -149,11 +164,19 @@ class Operation:
     result: Any = None
     error: dict | None = None
     ended: float | None = None
-    complete: Any = None  # callable(state, op) run once at finish_at; sets status/result/error
+    complete: str | None = None  # a name in COMPLETIONS, run once at finish_at; sets status/result/error
+    complete_args: dict = field(default_factory=dict)  # JSON only
 
     @property
     def done(self) -> bool:
         return self.status != "InProgress"
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Operation:
+        return cls(**data)
 
 
 @dataclass
@@ -210,6 +233,10 @@ class SimState:
         self.version = 0
         self.busy_until: dict[str, float] = {}  # machine -> when its current run command ends
         self.legacy_run: dict[str, str] = {}  # machine -> op id of the legacy runCommand in flight
+        # What changed since the last take_changes(): lower-case document ids and operation ids. None: not
+        # tracked (no durable store; a 50k-server test fleet should not grow a set it never reads).
+        self.changed_docs: set[str] | None = None
+        self.changed_ops: set[str] | None = None
         for doc in fleet.get("resources", []):
             self.put(doc, _initial=True)
 
@@ -256,7 +283,22 @@ class SimState:
         self._index_arg(doc)
         if not _initial:
             self.version += 1
+            self._changed(key)
         return doc
+
+    def _changed(self, key: str) -> None:
+        if self.changed_docs is not None:
+            self.changed_docs.add(key)
+
+    def track_changes(self) -> None:
+        self.changed_docs, self.changed_ops = set(), set()
+
+    def take_changes(self) -> tuple[set[str], set[str]]:
+        """The document and operation ids changed since the last call (and forget them)."""
+        docs, ops = self.changed_docs or set(), self.changed_ops or set()
+        if self.changed_docs is not None:
+            self.track_changes()
+        return docs, ops
 
     def delete(self, resource_id: str) -> dict | None:
         key = resource_id.lower()
@@ -278,6 +320,7 @@ class SimState:
         if table:
             self.arg[table].get(sub.lower(), {}).pop(key, None)
         self.version += 1
+        self._changed(key)
         return doc
 
     def children_of(self, parent_id: str, type_suffix: str | None = None) -> list[dict]:
@@ -380,11 +423,13 @@ class SimState:
         """Call after changing a document in place."""
         self._index_arg(doc)
         self.version += 1
+        self._changed(doc["id"].lower())
 
     # ---- long-running operations -------------------------------------------------------------
 
     def new_operation(self, *, subscription: str, location: str, provider: str, kind: str, target: str,
-                      duration: float | None = None, complete=None, start_at: float | None = None) -> Operation:
+                      duration: float | None = None, complete: str | None = None, complete_args: dict | None = None,
+                      start_at: float | None = None) -> Operation:
         now = self.clock()
         start = now if start_at is None else max(now, start_at)
         op = Operation(
@@ -397,9 +442,17 @@ class SimState:
             started=now,
             finish_at=start + (self.config.lro_seconds if duration is None else duration),
             complete=complete,
+            complete_args=complete_args or {},
         )
+        if complete is not None and complete not in COMPLETIONS:
+            raise ValueError(f"no completion named {complete!r}")
         self.operations[op.id] = op
+        self._op_changed(op)
         return op
+
+    def _op_changed(self, op: Operation) -> None:
+        if self.changed_ops is not None:
+            self.changed_ops.add(op.id)
 
     def advance(self) -> None:
         """Complete every operation whose time has come (in finishing order)."""
@@ -407,9 +460,10 @@ class SimState:
         due = [op for op in self.operations.values() if not op.done and op.finish_at <= now]
         for op in sorted(due, key=lambda o: o.finish_at):
             op.status = "Succeeded"
+            self._op_changed(op)
             if op.complete is not None:
                 try:
-                    op.complete(self, op)
+                    COMPLETIONS[op.complete](self, op, **op.complete_args)
                 except Exception as e:  # a simulator bug must surface as a failed operation, not a hang
                     op.status = "Failed"
                     op.error = {"code": "InternalServerError", "message": f"simulator error: {e!r}"}

@@ -547,9 +547,10 @@ class ConsoleActions:
         return self.app.session
 
     def start(self) -> None:
-        """At mount: listen to the engine, and announce unfinished jobs from an earlier session."""
+        """At mount: listen to the engine, and resume (or, read-only or offline, show) the jobs an earlier
+        session left unfinished."""
         self.session.on_job_event = lambda event: self.app.post_message(JobUpdate(event))
-        self.app.run_worker(self._announce_unfinished, thread=True, group="jobs-start", exit_on_error=False)
+        self.app.run_worker(self._resume_unfinished, thread=True, group="jobs-start", exit_on_error=False)
 
     def unavailable(self) -> str | None:
         """Why actions are not offered now, or None."""
@@ -753,14 +754,30 @@ class ConsoleActions:
 
     # -- start
 
-    def _announce_unfinished(self) -> None:
+    def _resume_unfinished(self) -> None:
+        """Jobs an earlier session left unfinished (and no other process drives) are resumed when this console
+        may write: the engine tracks what ARM accepted, asks ARM about what was in doubt and sends only what
+        never left. Targets not yet sent that need protected values (never stored) end failed, saying so;
+        retrying them asks for the values. Read-only or offline, the jobs are only shown."""
         journal = self.session.journal
         waiting = [j for j in journal.unfinished() if not journal.busy(j.id)]
-        if waiting:
-            names = "; ".join(f"{clean_text(j.title, limit=50)} ({j.id})" for j in waiting[:3])
-            more = f" and {len(waiting) - 3} more" if len(waiting) > 3 else ""
+        if not waiting:
+            return
+        names = "; ".join(f"{clean_text(j.title, limit=50)} ({j.id})" for j in waiting[:3])
+        more = f" and {len(waiting) - 3} more" if len(waiting) > 3 else ""
+        reason = self.unavailable()
+        if reason is not None:
             self.app.call_from_thread(
                 self.app.notify, f"{len(waiting)} unfinished job(s) from an earlier session: {names}{more}. "
-                "J opens the jobs pane; r there resumes.", title="Unfinished jobs", severity="warning",
+                f"Not resumed: {reason} J opens the jobs pane.", title="Unfinished jobs", severity="warning",
                 markup=False, timeout=20)
+            return
+        secret = [j for j in waiting if j.secret_names]
+        note = (f" {len(secret)} of them need protected values again (never stored) for targets not yet sent: those "
+                "targets end failed, and f in the jobs pane retries them, asking for the values.") if secret else ""
+        self.app.call_from_thread(
+            self.app.notify, f"Resuming {len(waiting)} unfinished job(s) from an earlier session: {names}{more}. "
+            f"J shows them.{note}", title="Unfinished jobs", markup=False, timeout=20)
+        for job in waiting:
+            self.app.call_from_thread(self.resume, job.id)
 
