@@ -273,3 +273,34 @@ async def test_hostile_script_output_is_cleaned_on_arrival(make_sim, tmp_path):
     assert out["stdout"] == "ok [@click=app.quit]x[/] red\n" and out["stderr"] == ""  # markup stays data for the UI
     stored = (tmp_path / "state" / "jobs" / f"{job.id}.jsonl").read_text()
     assert "\\u001b" not in stored and "\\u009b" not in stored and "owned" not in stored
+
+
+async def test_a_job_is_resumed_only_against_the_arm_it_was_started_on(scenario_sim, make_sim, tmp_path):
+    """A job started on one endpoint, then (as a console or `jobs resume` connected elsewhere would) resumed
+    or retried through another: refused, nothing sent there; the endpoint it was started on still resumes it."""
+    from tests.fleetbuilder import scenario_fleet
+    from wsam_tui.ops.engine import ForeignJobError
+
+    conn = await connection(scenario_sim)
+    other = make_sim(scenario_fleet(), throttle=False, graph_quota=False)
+    elsewhere = await connection(other)
+    try:
+        servers = await servers_of(conn, tmp_path)
+        engine = make_engine(conn, tmp_path, write_budget=(1, 0.001))  # one write, then the rest wait
+        targets = [s for s in servers.values() if s.subscription_id.endswith("a") and s.state.lower() in ("running", "connected")]
+        p = plan("tags.add", {"tags": ["where=here"]}, targets)
+        task = asyncio.create_task(engine.run(p))
+        while engine.live(p.id) is None or not any(t.done for t in engine.live(p.id).targets.values()):
+            await asyncio.sleep(0.01)
+        engine.cancel(p.id)
+        job = await asyncio.wait_for(task, 60)
+        assert job.endpoint == scenario_sim.base_url.rstrip("/")
+        foreign = make_engine(elsewhere, tmp_path)
+        with pytest.raises(ForeignJobError, match=f"started against {scenario_sim.base_url}"):
+            await foreign.retry_failed(p.id)
+        assert writes(other) == [], "nothing reached the other endpoint"
+        job = await make_engine(conn, tmp_path).retry_failed(p.id)
+        assert {t.state for t in job.targets.values()} == {"succeeded"}
+    finally:
+        await conn.close()
+        await elsewhere.close()

@@ -72,6 +72,10 @@ class JobEvent:
     resource: dict | None = None  # the server (or extension / run command) as re-read after success
 
 
+class ForeignJobError(ValueError):
+    """The job was started against another ARM endpoint than this engine's: nothing is sent."""
+
+
 class _Bucket:
     """ARM's write bucket for one subscription, as the engine spends it."""
 
@@ -159,7 +163,7 @@ class Engine:
         principal = await self._whoami()
         header = {
             "id": plan.id, "action": plan.action, "title": plan.title, "params": plan.params,
-            "secretNames": list(plan.secret_names), "principal": principal,
+            "secretNames": list(plan.secret_names), "principal": principal, "endpoint": self.transport.base_url,
             "targets": [{"target": t.target.to_json(), "params": t.params, "call": t.call.to_json()} for t in plan.targets],
             "skipped": [{"target": s.target.to_json(), "reason": s.reason} for s in plan.skipped],
         }
@@ -225,9 +229,19 @@ class Engine:
     # ---- driving ----------------------------------------------------------------------------------
 
     def _refuse_if_readonly(self, record: JobRecord) -> None:
+        self._refuse_if_elsewhere(record)
         for t in record.targets.values():
             if not t.done:
                 self.gate.check(t.call.method, t.call.path)
+
+    def _refuse_if_elsewhere(self, record: JobRecord) -> None:
+        """A job is resumed or retried only against the ARM it was started on: its operation URLs, and the
+        resources its calls name, are that endpoint's (a job started on a simulator must never send its
+        writes to Azure, nor an Azure job be marked failed by a simulator that never heard of it)."""
+        here = self.transport.base_url.rstrip("/").lower()
+        if record.endpoint and record.endpoint.rstrip("/").lower() != here:
+            raise ForeignJobError(f"job {record.id} was started against {record.endpoint}; this session is connected "
+                                  f"to {self.transport.base_url}: resume it from a console or command connected there")
 
     async def _whoami(self) -> str:
         if self._principal is None:

@@ -276,6 +276,8 @@ def print_job(job: JobRecord, out: TextIO, *, targets: bool = True) -> None:
     status = "unfinished" if job.unfinished else "finished"
     print(f"Job {job.id}: {job.title} [{job.action}] by {job.principal}, created {job.created}: {counts} ({status})",
           file=out)
+    if job.endpoint:
+        print(f"  against {job.endpoint} (resumed and retried only through it)", file=out)
     for p in job.problems:
         print(f"  journal: {p}", file=out)
     if targets:

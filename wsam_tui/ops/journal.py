@@ -117,6 +117,7 @@ class JobRecord:
     cancelled: bool = False
     finished: str = ""
     problems: list[str] = field(default_factory=list)  # lines replay could not read
+    endpoint: str = ""  # the ARM base URL the job was started against ("" in journals from before it was kept)
 
     @property
     def unfinished(self) -> bool:
@@ -255,7 +256,7 @@ def _header(rec: dict) -> JobRecord:
     return JobRecord(id=str(rec["id"]), action=str(rec["action"]), title=clean_text(rec.get("title")),
                      params=dict(rec.get("params") or {}), secret_names=tuple(rec.get("secretNames") or ()),
                      created=str(rec.get("at", "")), principal=clean_text(rec.get("principal") or "unknown"),
-                     targets=targets, skipped=skipped)
+                     targets=targets, skipped=skipped, endpoint=clean_text(rec.get("endpoint") or ""))
 
 
 def _apply(job: JobRecord, rec: dict) -> None:
