@@ -230,3 +230,28 @@ def test_the_demo_session_says_when_its_saved_state_was_damaged_and_serves_on_it
         assert urlsplit(again.options.endpoint).port == port
     finally:
         again.close()
+
+
+def test_demo_reset_sets_the_earlier_demo_jobs_aside(tmp_path, monkeypatch):
+    """Their operations belong to the forgotten fleet: kept on disk, not resumed against the fresh one."""
+    from wsam_tui.cli import build_parser
+    from wsam_tui.console import build_session
+
+    monkeypatch.setenv("WSAM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("WSAM_STATE_DIR", str(tmp_path / "state"))
+    jobs = tmp_path / "state" / "demo" / "jobs"
+    jobs.mkdir(parents=True)
+    (jobs / "job-1.jsonl").write_text('{"t": "job"}\n', encoding="utf-8")
+    session = build_session(build_parser().parse_args(["--demo-reset"]))
+    try:
+        (aside,) = (tmp_path / "state" / "demo").glob("jobs.before-reset-*")
+        assert (aside / "job-1.jsonl").read_text(encoding="utf-8") == '{"t": "job"}\n'
+        assert session.journal.directory == jobs and not list(session.journal.jobs())
+        assert any("set aside" in n and str(aside) in n for n in session.info.notices)
+    finally:
+        session.close()
+    again = build_session(build_parser().parse_args(["--demo"]))  # a plain --demo start moves nothing
+    try:
+        assert len(list((tmp_path / "state" / "demo").glob("jobs.before-reset-*"))) == 1
+    finally:
+        again.close()

@@ -20,6 +20,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from .arm.common import quiet_azure_logging
@@ -82,8 +83,26 @@ def build_session(args: argparse.Namespace) -> FleetSession:
     session = FleetSession(inventory, options, info)
     session.closers.extend(closers)
     if args.demo:
-        session.journal = Journal(state_dir() / "demo" / "jobs")
+        jobs = state_dir() / "demo" / "jobs"
+        if reset:
+            _set_aside(jobs, session.info.notices)
+        session.journal = Journal(jobs)
     return session
+
+
+def _set_aside(jobs: Path, notices: list[str]) -> None:
+    """--demo-reset: the earlier demo jobs name operations of the fleet that was just forgotten; resumed, they
+    would only fail. They are moved aside (kept, as every record is), not resumed."""
+    if not jobs.is_dir() or not any(jobs.iterdir()):
+        return
+    aside = jobs.with_name(f"jobs.before-reset-{int(time.time())}")
+    try:
+        jobs.rename(aside)
+    except OSError as e:
+        notices.append(f"--demo-reset: the earlier demo jobs could not be set aside ({e.strerror or e}); "
+                       "unfinished ones will be resumed against the fresh fleet and fail.")
+        return
+    notices.append(f"--demo-reset: the earlier demo jobs were set aside in {aside} (not resumed).")
 
 
 def _demo_lro_seconds(notices: list[str]) -> float:
