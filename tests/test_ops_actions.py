@@ -275,7 +275,8 @@ async def test_hostile_script_output_is_cleaned_on_arrival(make_sim, tmp_path):
     assert "\\u001b" not in stored and "\\u009b" not in stored and "owned" not in stored
 
 
-async def test_a_job_is_resumed_only_against_the_arm_it_was_started_on(scenario_sim, make_sim, tmp_path):
+async def test_a_job_is_resumed_only_against_the_arm_it_was_started_on(scenario_sim, make_sim, tmp_path, monkeypatch,
+                                                                       capsys):
     """A job started on one endpoint, then (as a console or `jobs resume` connected elsewhere would) resumed
     or retried through another: refused, nothing sent there; the endpoint it was started on still resumes it."""
     from tests.fleetbuilder import scenario_fleet
@@ -299,6 +300,16 @@ async def test_a_job_is_resumed_only_against_the_arm_it_was_started_on(scenario_
         with pytest.raises(ForeignJobError, match=f"started against {scenario_sim.base_url}"):
             await foreign.retry_failed(p.id)
         assert writes(other) == [], "nothing reached the other endpoint"
+        # the headless command says so and sends nothing either
+        from tests.ops_support import cli_env
+        from wsam_tui.cli import main
+
+        for key, value in cli_env(tmp_path).items():
+            monkeypatch.setenv(key, value)
+        code = await asyncio.to_thread(main, ["jobs", "retry", p.id, "--endpoint", other.base_url,
+                                              "--ca-bundle", str(other.ca_path)])
+        assert code != 0 and "was started against" in capsys.readouterr().err
+        assert writes(other) == []
         job = await make_engine(conn, tmp_path).retry_failed(p.id)
         assert {t.state for t in job.targets.values()} == {"succeeded"}
     finally:

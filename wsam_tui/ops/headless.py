@@ -460,6 +460,7 @@ def interrupt_cancels(engine, job_id: str):
 
 async def _jobs_drive(args: argparse.Namespace) -> int:
     from ..config import load_settings
+    from .engine import ForeignJobError
     from .gate import ReadOnlyError
     from .journal import JobBusyError
 
@@ -487,7 +488,7 @@ async def _jobs_drive(args: argparse.Namespace) -> int:
         run = engine.resume if args.verb == "resume" else engine.retry_failed
         with interrupt_cancels(engine, job.id):
             job = await run(job.id, secrets={k: v for k, v in secrets.items() if v})
-    except (JobBusyError, ReadOnlyError) as e:
+    except (JobBusyError, ReadOnlyError, ForeignJobError) as e:
         print(f"wsam-tui jobs: {clean_text(e)}", file=sys.stderr)
         return EXIT_NOT_SENT
     finally:
