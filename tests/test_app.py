@@ -19,6 +19,7 @@ from tests.app_support import (
     make_app,
     notices,
     refreshed,
+    screen_text,
     wait_for,
 )
 from tests.fleetbuilder import SUB_A, SUB_B, scenario_fleet
@@ -26,10 +27,11 @@ from wsam_tui.config import Settings
 from wsam_tui.fleet.model import Kind, State
 from wsam_tui.inventory import Inventory
 from wsam_tui.store.cache import Store
-from wsam_tui.ui.app import ACTIONS, ConfirmScreen, WsamApp
+from wsam_tui.ui.app import ACTIONS, ConfirmScreen, FleetScreen, WsamApp
 from wsam_tui.ui.command import CommandLine
 from wsam_tui.ui.details import DetailsPane
 from wsam_tui.ui.help import HelpScreen
+from wsam_tui.ui.jobs import JobsScreen
 from wsam_tui.ui.kql_view import KqlResultScreen
 from wsam_tui.ui.pickers import ScopePicker
 
@@ -323,6 +325,46 @@ async def test_question_mark_lists_every_binding_with_its_action_id(world):
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_console_keys_leave_the_table_alone_behind_another_screen(world):
+    """In the jobs pane or a :kql answer the table's keys do nothing to the table behind: `a` does not mark
+    every server, `u` does not clear the marks, `x`, `s`, `d`, `/`, `:` change nothing. `?`, `J`, `q` work
+    from any screen."""
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("space")  # one mark, which `u` behind the other screen must not clear
+        await pilot.pause()
+        for open_other in ("J", "colon"):
+            if open_other == "J":
+                await pilot.press("J")
+                await wait_for(pilot, lambda: isinstance(app.screen, JobsScreen), what="the jobs pane")
+            else:
+                await type_command(pilot, "kql resources | count")
+                await wait_for(pilot, lambda: isinstance(app.screen, KqlResultScreen), what="the :kql answer")
+            other = app.screen
+            if open_other == "J":  # (the :kql answer has its own key line, no footer)
+                footer = screen_text(app).splitlines()[-1]
+                assert "Mark shown" not in footer and "Gaps" not in footer and "? Help" in footer
+            titles = {c.title for c in app.get_system_commands(other)}
+            assert "Help" in titles and "Mark shown" not in titles and ":kql" not in titles
+            await pilot.press("a", "u", "x", "s", "S", "d", "slash", "colon", "o")
+            await pilot.pause()
+            assert app.screen is other
+            assert app.marked == 1 and not app.gap_view and app.index.sort_key == "name"
+            assert not app.index.descending and app.shown == 17
+            for bar in ("#filter", "#command-line", "#details"):
+                assert not app.query_one(bar).has_class("-open"), bar
+            await pilot.press("question_mark")
+            await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="help over the other screen")
+            await pilot.press("escape", "escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, FleetScreen), what="the table again")
+        footer = screen_text(app).splitlines()[-1]
+        assert "Mark shown" in footer
+        await pilot.press("a")
+        await pilot.pause()
+        assert app.marked == 17
 
 
 async def test_keys_from_the_config_file_rebind_actions(world):

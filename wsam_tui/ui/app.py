@@ -171,6 +171,23 @@ KEY_NAMES = {"slash": "/", "colon": ":", "question_mark": "?", "space": "space",
 
 
 PROMPTS = frozenset({"filter", "command"})  # actions that open a bar to type into
+APP_WIDE = frozenset({"help", "jobs", "quit"})  # actions that make sense in front of any screen
+FLEET_ACTIONS = frozenset(a.id for a in ACTIONS) - APP_WIDE  # they act on the table and the panes around it
+
+
+def _binding(action: ActionInfo) -> Binding:
+    """The binding of one console action; its id is the action's, so ``[keys]`` in the config rebinds it."""
+    return Binding(action.keys, f"app.{action.id}", action.title, show=action.show, id=action.id,
+                   tooltip=action.help, priority=action.id in PROMPTS)
+
+
+class FleetScreen(Screen):
+    """The console's main screen: header, server table, details pane, bars. Every console action is bound
+    here, not on the app, so that none of them acts on the table while another screen is in front (in the
+    jobs pane `a` must not mark every server behind it). `?`, `J` and `q` are bound on the app as well, so
+    they work from any screen; here the screen's own bindings come first and keep the footer's order."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [_binding(a) for a in ACTIONS]
 
 
 def _give_back_memory() -> None:
@@ -219,12 +236,10 @@ class WsamApp(App[None]):
     #command-line { display: none; height: 1; }  /* in the flow above the footer: docked, the footer covered it */
     #command-line.-open { display: block; }
     """
-    # `/` and `:` are priority bindings: the app sees them before the keys queued behind them go to the
-    # table (see _type_into); check_action hands them back to an input, a dialog or another screen.
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(a.keys, a.id, a.title, show=a.show, id=a.id, tooltip=a.help, priority=a.id in PROMPTS)
-        for a in ACTIONS
-    ]
+    # The console's actions are bound on FleetScreen; `/` and `:` are priority bindings there: they are seen
+    # before the keys queued behind them go to the table (see _type_into); check_action hands them back to an
+    # input. Only the actions that make sense in front of any screen are bound here too.
+    BINDINGS: ClassVar[list[BindingType]] = [_binding(a) for a in ACTIONS if a.id in APP_WIDE]
     COMMAND_PALETTE_BINDING = "ctrl+p"
 
     shown = reactive(0)
@@ -275,6 +290,9 @@ class WsamApp(App[None]):
         self._ops: ConsoleActions | None = None
 
     # ---- layout -------------------------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen:
+        return FleetScreen(id="_default")
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(VARIABLE_DEFAULTS)
@@ -1003,21 +1021,31 @@ class WsamApp(App[None]):
         def shown(keys: str) -> str:
             return " ".join(KEY_NAMES.get(k.strip(), k.strip()) for k in keys.split(","))
 
+        from .jobs import JobsScreen
+        from .kql_view import KqlResultScreen
+
         rows = []
         for a in ACTIONS:
             rows.append((shown(keymap.get(a.id, a.keys)), a.id, a.help))
-        for b in ServerTable.BINDINGS:
-            if isinstance(b, Binding):
-                rows.append((shown(keymap.get(b.id or "", b.key)), b.id or b.action, b.description))
+        for prefix, bindings in (("", ServerTable.BINDINGS), ("Jobs pane: ", JobsScreen.BINDINGS),
+                                 (":kql answer: ", KqlResultScreen.BINDINGS)):
+            for b in bindings:
+                if isinstance(b, Binding):
+                    rows.append((shown(keymap.get(b.id or "", b.key)), b.id or b.action, prefix + b.description))
         rows.append((self.COMMAND_PALETTE_BINDING, "command_palette", "Command palette: every action, searchable"))
         return rows
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Textual's own, the console's actions and the `:` commands that take an argument; in front of another
+        screen only the app-wide actions (the others act on the table behind it)."""
         yield from super().get_system_commands(screen)
+        on_fleet = isinstance(screen, FleetScreen)
         for a in ACTIONS:
-            if a.id in ("back", "focus_next_pane"):
+            if a.id in ("back", "focus_next_pane") or not (on_fleet or a.id in APP_WIDE):
                 continue
             yield SystemCommand(a.title, a.help, lambda a=a: self.run_action(a.id))
+        if not on_fleet:
+            return
         for spec in self.command_specs():
             if spec.name in ("theme", "sort", "export", "kql", "filter", "gaps"):
                 yield SystemCommand(f":{spec.name}", spec.help, lambda n=spec.name: self._prefill_command(n))
@@ -1031,9 +1059,10 @@ class WsamApp(App[None]):
         line.cursor_position = len(line.value)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in PROMPTS and (self._typing_into is not None or isinstance(self.focused, (Input, TextArea))
-                                  or self.screen is not self.screen_stack[0]):
-            return False  # the key is typed into the input, or is the dialog's own
+        if action in FLEET_ACTIONS and not isinstance(self.screen, FleetScreen):
+            return False  # another screen is in front (also when asked from the command palette)
+        if action in PROMPTS and (self._typing_into is not None or isinstance(self.focused, (Input, TextArea))):
+            return False  # the key is typed into the input
         if action == "refresh" and (self.session.offline or self.refreshing):
             return None
         if action == "act":  # read-only or offline: not offered (the engine's gate refuses a write anyway)
