@@ -169,6 +169,51 @@ async def test_keys_typed_fast_after_slash_or_colon_go_to_the_bar_not_the_table(
         assert app.query_text == "kind:arc"
 
 
+def post_keys(app: WsamApp, text: str) -> None:
+    """Keys arriving together, as fast typing, a paste or a slow SSH link deliver them (⏎ enter, ⎋ escape)."""
+    names = {"/": "slash", ":": "colon", " ": "space", "-": "minus", "?": "question_mark", "|": "vertical_line",
+             "⏎": "enter", "⎋": "escape"}
+    for ch in text:
+        app.post_message(events.Key(names.get(ch, ch), None if ch in "⏎⎋" else ch))
+
+
+async def test_a_key_typed_right_after_enter_on_theme_is_not_lost(world):
+    """`:theme NAME` enter and `?` in one burst, again and again: every time the theme switches and the help
+    opens (the `?` used to land in the command line being closed and vanish), and the line keeps no `?`."""
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        for round_, theme in enumerate(["wsam-light", "wsam-dark"] * 3):
+            post_keys(app, f":theme {theme}⏎?")
+            await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), 5, f"help in round {round_}")
+            assert app.theme == theme
+            post_keys(app, "⎋")
+            await wait_for(pilot, lambda: isinstance(app.screen, FleetScreen) and app.table.has_focus, 5, "the table")
+            assert "?" not in app.query_one(CommandLine).value
+            assert app.marked == 0 and not app.gap_view
+
+
+async def test_keys_typed_right_after_enter_or_escape_in_the_bars_reach_the_table(world):
+    """After enter in the filter bar `a` marks what the filter shows; after escape `x` turns the gap view on;
+    a command that does not parse keeps the keys typed after its enter."""
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        post_keys(app, "/kind:arc⏎a")
+        await wait_for(pilot, lambda: app.marked == 7, 5, "a to mark the 7 Arc servers")
+        assert app.query_text == "kind:arc" and app.table.has_focus
+        post_keys(app, "/⎋x")
+        await wait_for(pilot, lambda: app.gap_view, 5, "x to reach the table")
+        assert app.query_text == "kind:arc"
+        post_keys(app, ":thme⏎e")  # unknown command: the line stays open, the e goes in at the error (the start)
+        await wait_for(pilot, lambda: app.query_one(CommandLine).value == "ethme", 5, "the e in the line")
+        line = app.query_one(CommandLine)
+        assert line.has_focus and line.has_class("-open")
+        post_keys(app, "⎋u")
+        await wait_for(pilot, lambda: app.marked == 0, 5, "u to clear the marks")
+        assert not line.has_class("-open")
+
+
 async def test_escape_leaves_the_filter_bar_keeping_the_filter(world):
     app = app_for(world)
     async with app.run_test(size=SIZE) as pilot:

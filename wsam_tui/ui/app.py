@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import ctypes
 import gc
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -62,6 +63,10 @@ class RefreshProgress(Message):
     def __init__(self, source: Source, done: int, total: int) -> None:
         super().__init__()
         self.source, self.done, self.total = source, done, total
+
+
+class HeldKeys(Message):
+    """The keys held while a bar closed may go on (see WsamApp._hold_keys)."""
 
 
 class TransportNotice(Message):
@@ -270,6 +275,7 @@ class WsamApp(App[None]):
         self.total = 0
         self.loading = False
         self._typing_into: Widget | None = None
+        self._held_keys: deque[events.Key] | None = None  # typed after enter/escape in a bar that is closing
         self._header_text = ""
         self._filter_error = False
         self._details_for: str | None = None
@@ -651,6 +657,7 @@ class WsamApp(App[None]):
         if not self.query_text:
             bar.remove_class("-open")
         self.table.focus()
+        self._release_keys()
 
     # ---- marks, sort, gaps, details -------------------------------------------------------------
 
@@ -798,24 +805,63 @@ class WsamApp(App[None]):
         elif self.query_one("#details").has_class("-open"):
             self._close_details()
 
-    # ---- typing into a bar that is only now being shown ------------------------------------------------
+    # ---- typing into a bar that is opening or closing ----------------------------------------------------
+    # The app decides where a key goes when the key arrives, but a bar opens (takes the focus) and closes
+    # (hands it back) only when the messages queued before it have run. Keys typed in the same burst as `/`,
+    # `:` or enter (fast typing, a paste, keys delivered together over SSH) would go to the wrong widget:
+    # after `/` to the table (`a` marks everything), after enter into the bar being closed (lost).
 
     def _type_into(self, field: Widget) -> None:
         """Focus ``field`` and send it every key typed from now on until it has the focus: a bar that was
-        hidden cannot take the focus before the next refresh, and keys typed fast after `/` or `:` (or
-        pasted) would otherwise reach the table, where `a` marks everything and `r` refreshes."""
+        hidden cannot take the focus before the next refresh."""
         self._typing_into = field
         field.focus()
 
+    def _is_bar(self, widget: Widget | None) -> bool:
+        return widget is not None and widget.id in ("filter-input", "command-line")
+
     async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            if self._held_keys is not None:  # a bar is closing: after it
+                self._held_keys.append(event)
+                return
+            await self._route_key(event)
+            return
+        await super().on_event(event)
+
+    async def _route_key(self, event: events.Key) -> None:
         target = self._typing_into
-        if target is not None and isinstance(event, events.Key) and not event.is_forwarded:
+        if target is not None:
             if self.focused is target or not target.is_attached:
                 self._typing_into = None
-            elif event.key not in ("escape", "enter", "tab"):
+            elif event.key != "tab":
                 target._forward_event(event)
+                if event.key in ("enter", "escape"):
+                    self._typing_into = None
+                    self._hold_keys()
                 return
+        if event.key in ("enter", "escape") and self._is_bar(self.focused):
+            self._hold_keys()
         await super().on_event(event)
+
+    def _hold_keys(self) -> None:
+        """Keep the keys typed after enter or escape in a bar until the bar has closed (or, on an error,
+        stayed open): then they go where the focus is (see _release_keys)."""
+        self._held_keys = deque()
+        # A safety net: a bar that neither closes nor says why must not swallow the keyboard.
+        self.set_timer(1.0, self._release_keys)
+
+    def _release_keys(self) -> None:
+        if self._held_keys is not None:
+            self.post_message(HeldKeys())  # after the focus change queued before it
+
+    async def on_held_keys(self, message: HeldKeys) -> None:
+        held, self._held_keys = self._held_keys, None
+        while held:
+            await self._route_key(held.popleft())
+            if self._held_keys is not None:  # that key closes a bar in turn: the rest waits for it
+                self._held_keys.extend(held)
+                return
 
     # ---- command mode ---------------------------------------------------------------------------
 
@@ -869,9 +915,14 @@ class WsamApp(App[None]):
 
     def on_command_line_cancelled(self, message) -> None:
         self._close_command()
+        self._release_keys()
+
+    def on_command_line_refused(self, message) -> None:
+        self._release_keys()  # the line stays open with its error: the keys typed after enter go into it
 
     def on_command_line_submitted(self, message) -> None:
         self._close_command()
+        self._release_keys()
         self.run_command(message.spec.name, message.argument.strip())
 
     def run_command(self, name: str, arg: str) -> None:
