@@ -311,6 +311,35 @@ async def test_details_offline_come_from_the_cache(world):
         assert "fresh from ARM" not in pane.text
 
 
+async def test_the_cache_fallback_of_the_details_leaves_the_console_responsive(world, monkeypatch):
+    """Offline (or when ARM fails) enter reads the cache; the first read of a big subscription indexes it for
+    seconds. Keys typed meanwhile are handled at once: the read runs in a thread, not on the UI loop."""
+    import threading
+
+    from wsam_tui import depth
+
+    released = threading.Event()
+    gap_view_when_read_ended: list[bool] = []
+    real = depth.cached_view
+
+    def slow_cached_view(*args, **kwargs):
+        released.wait(5)  # a slow first index; the test lets it end
+        gap_view_when_read_ended.append(app.gap_view)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(depth, "cached_view", slow_cached_view)
+    app = app_for(world, offline=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("enter")
+        await pilot.press("x")  # the gap view, while the cache is being read
+        await wait_for(pilot, lambda: app.gap_view, 2, "x to be handled during the read")
+        released.set()
+        pane = app.query_one(DetailsPane)
+        await wait_for(pilot, lambda: pane.view is not None and "from the cache" in pane.text, what="cached details")
+        assert gap_view_when_read_ended == [True]
+
+
 # ---- refresh, quit -------------------------------------------------------------------------------
 
 

@@ -95,7 +95,11 @@ async def details(pilot) -> None:
     await settled(pilot)
     await pilot.press("down", "down", "enter")
     pane = pilot.app.query_one(DetailsPane)
-    await wait_for(pilot, lambda: pane.view is not None and not pane.loading_line, 15, "the details from the cache")
+    body = pane.query_one("#details-body")
+    # The cache is read in a thread: wait for its view, then for the pane to be laid out with it.
+    await wait_for(pilot, lambda: pane.view is not None and not pane.loading_line and "from the cache" in pane.text,
+                   15, "the details from the cache")
+    await wait_for(pilot, lambda: body.size.height > 40, 5, "the details laid out")
     await pilot.pause()
 
 

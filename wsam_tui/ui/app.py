@@ -785,7 +785,8 @@ class WsamApp(App[None]):
             else:
                 self._show_view(server_id, view)
                 return
-        view = cached_view(self.session.inventory, server_id, now=self.clock())
+        # Off the UI loop: the first view of a large subscription indexes it (1.5-3.6 s at 10k servers).
+        view = await asyncio.to_thread(cached_view, self.session.inventory, server_id, now=self.clock())
         if view is not None:
             self._show_view(server_id, view)
         if problem:
