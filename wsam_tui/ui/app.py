@@ -1014,8 +1014,9 @@ class WsamApp(App[None]):
         from ..kqlquery import run_offline, run_online
         from .kql_view import KqlResultScreen
 
-        # The scope chosen with --subscription or :subs; none means every subscription the credential can
-        # read (naming one that refuses access would make Resource Graph refuse the whole query).
+        # The scope chosen with --subscription or :subs. Online, a token reads one tenant: the query goes to
+        # each tenant's subscriptions with its own token, so it needs them named — the scope, else every
+        # subscription known (with its tenant) from the last refresh; none known yet: the home tenant's.
         subs = list(self.session.info.subscriptions)
         self._set_status("Running the query …")
         try:
@@ -1023,7 +1024,10 @@ class WsamApp(App[None]):
                 store = self.session.inventory.store
                 answer = await asyncio.to_thread(run_offline, store, query, subscriptions=subs, now=self.clock())
             else:
-                answer = await self.session.call(lambda conn: run_online(conn.transport, query, subs))
+                known = {str(s.get("subscriptionId")): str(s.get("tenantId") or "")
+                         for s in (self.snapshot.subscriptions if self.snapshot else ()) if s.get("subscriptionId")}
+                answer = await self.session.call(
+                    lambda conn: run_online(conn.transport, query, subs or list(known), tenants=known))
         except KqlError as e:  # shown with a caret under the position the engine (or Resource Graph) named
             self._set_status(self._idle_status())
             self.push_screen(KqlResultScreen(query, error=e, now=self.clock()))
