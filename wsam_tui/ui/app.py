@@ -236,7 +236,8 @@ class WsamApp(App[None]):
     Screen { layout: vertical; }
     #main { height: 1fr; }
     #servers { width: 1fr; height: 1fr; }
-    #details { width: 45%; min-width: 40; height: 1fr; display: none; border-left: solid $panel-lighten-1; }
+    /* at most 90 columns: on a wide terminal the table keeps the room (every column at 300) */
+    #details { width: 45%; min-width: 40; max-width: 90; height: 1fr; display: none; border-left: solid $panel-lighten-1; }
     #details.-open { display: block; }
     #command-line { display: none; height: 1; }  /* in the flow above the footer: docked, the footer covered it */
     #command-line.-open { display: block; }
