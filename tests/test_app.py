@@ -214,6 +214,18 @@ async def test_keys_typed_right_after_enter_or_escape_in_the_bars_reach_the_tabl
         assert not line.has_class("-open")
 
 
+async def test_held_keys_go_on_after_a_second_if_the_bar_never_says_it_closed(world):
+    """The safety net of the hold: a bar that neither closes nor refuses must not swallow the keyboard."""
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        app._hold_keys()  # as after enter in a bar; nothing will release it
+        post_keys(app, "x")
+        await pilot.pause(0.3)
+        assert not app.gap_view  # held
+        await wait_for(pilot, lambda: app.gap_view, 3, "the held x to go on")
+
+
 async def test_escape_leaves_the_filter_bar_keeping_the_filter(world):
     app = app_for(world)
     async with app.run_test(size=SIZE) as pilot:

@@ -68,6 +68,10 @@ class RefreshProgress(Message):
 class HeldKeys(Message):
     """The keys held while a bar closed may go on (see WsamApp._hold_keys)."""
 
+    def __init__(self, hold: int) -> None:
+        super().__init__()
+        self.hold = hold  # which hold: a late release must not end a later one
+
 
 class TransportNotice(Message):
     def __init__(self, event: TransportEvent) -> None:
@@ -277,6 +281,7 @@ class WsamApp(App[None]):
         self.loading = False
         self._typing_into: Widget | None = None
         self._held_keys: deque[events.Key] | None = None  # typed after enter/escape in a bar that is closing
+        self._hold = 0  # counts the holds
         self._header_text = ""
         self._filter_error = False
         self._details_for: str | None = None
@@ -850,14 +855,18 @@ class WsamApp(App[None]):
         """Keep the keys typed after enter or escape in a bar until the bar has closed (or, on an error,
         stayed open): then they go where the focus is (see _release_keys)."""
         self._held_keys = deque()
+        self._hold += 1
+        hold = self._hold
         # A safety net: a bar that neither closes nor says why must not swallow the keyboard.
-        self.set_timer(1.0, self._release_keys)
+        self.set_timer(1.0, lambda: self._release_keys(hold))
 
-    def _release_keys(self) -> None:
-        if self._held_keys is not None:
-            self.post_message(HeldKeys())  # after the focus change queued before it
+    def _release_keys(self, hold: int | None = None) -> None:
+        if self._held_keys is not None and hold in (None, self._hold):
+            self.post_message(HeldKeys(self._hold))  # after the focus change queued before it
 
     async def on_held_keys(self, message: HeldKeys) -> None:
+        if message.hold != self._hold:
+            return  # that hold was released already
         held, self._held_keys = self._held_keys, None
         while held:
             await self._route_key(held.popleft())
