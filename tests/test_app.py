@@ -19,6 +19,7 @@ from tests.app_support import (
     make_app,
     notices,
     refreshed,
+    screen_text,
     wait_for,
 )
 from tests.fleetbuilder import SUB_A, SUB_B, scenario_fleet
@@ -26,10 +27,11 @@ from wsam_tui.config import Settings
 from wsam_tui.fleet.model import Kind, State
 from wsam_tui.inventory import Inventory
 from wsam_tui.store.cache import Store
-from wsam_tui.ui.app import ACTIONS, ConfirmScreen, WsamApp
+from wsam_tui.ui.app import ACTIONS, ConfirmScreen, FleetScreen, WsamApp
 from wsam_tui.ui.command import CommandLine
 from wsam_tui.ui.details import DetailsPane
 from wsam_tui.ui.help import HelpScreen
+from wsam_tui.ui.jobs import JobsScreen
 from wsam_tui.ui.kql_view import KqlResultScreen
 from wsam_tui.ui.pickers import ScopePicker
 
@@ -167,6 +169,63 @@ async def test_keys_typed_fast_after_slash_or_colon_go_to_the_bar_not_the_table(
         assert app.query_text == "kind:arc"
 
 
+def post_keys(app: WsamApp, text: str) -> None:
+    """Keys arriving together, as fast typing, a paste or a slow SSH link deliver them (⏎ enter, ⎋ escape)."""
+    names = {"/": "slash", ":": "colon", " ": "space", "-": "minus", "?": "question_mark", "|": "vertical_line",
+             "⏎": "enter", "⎋": "escape"}
+    for ch in text:
+        app.post_message(events.Key(names.get(ch, ch), None if ch in "⏎⎋" else ch))
+
+
+async def test_a_key_typed_right_after_enter_on_theme_is_not_lost(world):
+    """`:theme NAME` enter and `?` in one burst, again and again: every time the theme switches and the help
+    opens (the `?` used to land in the command line being closed and vanish), and the line keeps no `?`."""
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        for round_, theme in enumerate(["wsam-light", "wsam-dark"] * 3):
+            post_keys(app, f":theme {theme}⏎?")
+            await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), 5, f"help in round {round_}")
+            assert app.theme == theme
+            post_keys(app, "⎋")
+            await wait_for(pilot, lambda: isinstance(app.screen, FleetScreen) and app.table.has_focus, 5, "the table")
+            assert "?" not in app.query_one(CommandLine).value
+            assert app.marked == 0 and not app.gap_view
+
+
+async def test_keys_typed_right_after_enter_or_escape_in_the_bars_reach_the_table(world):
+    """After enter in the filter bar `a` marks what the filter shows; after escape `x` turns the gap view on;
+    a command that does not parse keeps the keys typed after its enter."""
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        post_keys(app, "/kind:arc⏎a")
+        await wait_for(pilot, lambda: app.marked == 7, 5, "a to mark the 7 Arc servers")
+        assert app.query_text == "kind:arc" and app.table.has_focus
+        post_keys(app, "/⎋x")
+        await wait_for(pilot, lambda: app.gap_view, 5, "x to reach the table")
+        assert app.query_text == "kind:arc"
+        post_keys(app, ":thme⏎e")  # unknown command: the line stays open, the e goes in at the error (the start)
+        await wait_for(pilot, lambda: app.query_one(CommandLine).value == "ethme", 5, "the e in the line")
+        line = app.query_one(CommandLine)
+        assert line.has_focus and line.has_class("-open")
+        post_keys(app, "⎋u")
+        await wait_for(pilot, lambda: app.marked == 0, 5, "u to clear the marks")
+        assert not line.has_class("-open")
+
+
+async def test_held_keys_go_on_after_a_second_if_the_bar_never_says_it_closed(world):
+    """The safety net of the hold: a bar that neither closes nor refuses must not swallow the keyboard."""
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        app._hold_keys()  # as after enter in a bar; nothing will release it
+        post_keys(app, "x")
+        await pilot.pause(0.3)
+        assert not app.gap_view  # held
+        await wait_for(pilot, lambda: app.gap_view, 3, "the held x to go on")
+
+
 async def test_escape_leaves_the_filter_bar_keeping_the_filter(world):
     app = app_for(world)
     async with app.run_test(size=SIZE) as pilot:
@@ -264,6 +323,35 @@ async def test_details_offline_come_from_the_cache(world):
         assert "fresh from ARM" not in pane.text
 
 
+async def test_the_cache_fallback_of_the_details_leaves_the_console_responsive(world, monkeypatch):
+    """Offline (or when ARM fails) enter reads the cache; the first read of a big subscription indexes it for
+    seconds. Keys typed meanwhile are handled at once: the read runs in a thread, not on the UI loop."""
+    import threading
+
+    from wsam_tui import depth
+
+    released = threading.Event()
+    gap_view_when_read_ended: list[bool] = []
+    real = depth.cached_view
+
+    def slow_cached_view(*args, **kwargs):
+        released.wait(5)  # a slow first index; the test lets it end
+        gap_view_when_read_ended.append(app.gap_view)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(depth, "cached_view", slow_cached_view)
+    app = app_for(world, offline=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("enter")
+        await pilot.press("x")  # the gap view, while the cache is being read
+        await wait_for(pilot, lambda: app.gap_view, 2, "x to be handled during the read")
+        released.set()
+        pane = app.query_one(DetailsPane)
+        await wait_for(pilot, lambda: pane.view is not None and "from the cache" in pane.text, what="cached details")
+        assert gap_view_when_read_ended == [True]
+
+
 # ---- refresh, quit -------------------------------------------------------------------------------
 
 
@@ -323,6 +411,46 @@ async def test_question_mark_lists_every_binding_with_its_action_id(world):
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_console_keys_leave_the_table_alone_behind_another_screen(world):
+    """In the jobs pane or a :kql answer the table's keys do nothing to the table behind: `a` does not mark
+    every server, `u` does not clear the marks, `x`, `s`, `d`, `/`, `:` change nothing. `?`, `J`, `q` work
+    from any screen."""
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("space")  # one mark, which `u` behind the other screen must not clear
+        await pilot.pause()
+        for open_other in ("J", "colon"):
+            if open_other == "J":
+                await pilot.press("J")
+                await wait_for(pilot, lambda: isinstance(app.screen, JobsScreen), what="the jobs pane")
+            else:
+                await type_command(pilot, "kql resources | count")
+                await wait_for(pilot, lambda: isinstance(app.screen, KqlResultScreen), what="the :kql answer")
+            other = app.screen
+            if open_other == "J":  # (the :kql answer has its own key line, no footer)
+                footer = screen_text(app).splitlines()[-1]
+                assert "Mark shown" not in footer and "Gaps" not in footer and "? Help" in footer
+            titles = {c.title for c in app.get_system_commands(other)}
+            assert "Help" in titles and "Mark shown" not in titles and ":kql" not in titles
+            await pilot.press("a", "u", "x", "s", "S", "d", "slash", "colon", "o")
+            await pilot.pause()
+            assert app.screen is other
+            assert app.marked == 1 and not app.gap_view and app.index.sort_key == "name"
+            assert not app.index.descending and app.shown == 17
+            for bar in ("#filter", "#command-line", "#details"):
+                assert not app.query_one(bar).has_class("-open"), bar
+            await pilot.press("question_mark")
+            await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="help over the other screen")
+            await pilot.press("escape", "escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, FleetScreen), what="the table again")
+        footer = screen_text(app).splitlines()[-1]
+        assert "Mark shown" in footer
+        await pilot.press("a")
+        await pilot.pause()
+        assert app.marked == 17
 
 
 async def test_keys_from_the_config_file_rebind_actions(world):

@@ -101,7 +101,6 @@ async def test_table_shows_hostile_text_literally_and_a_click_does_nothing(hosti
 
 @pytest.mark.asyncio
 async def test_details_pane_shows_every_hostile_tag_and_extension_message(hostile_console):
-    from textual.widgets import Static
 
     from wsam_tui.ui.details import DetailsPane
 
@@ -123,7 +122,7 @@ async def test_details_pane_shows_every_hostile_tag_and_extension_message(hostil
             await pilot.press("enter")
             await wait_for(pilot, lambda n=machine["name"]: pane.view is not None and pane.view.server.name == n
                            and pane.view.source == "arm", 15, f"{machine['name']} fresh from ARM")
-            body = squash(str(pane.query_one("#details-body", Static).render()))
+            body = squash(str(pane.query_one("#details-body").render()))
             for key, value in tags.items():
                 assert squash(clean_text(key)) in body, (machine["name"], key)
                 # long values are folded: what is shown starts as the value does

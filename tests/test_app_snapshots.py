@@ -1,6 +1,6 @@
 """Pictures of the console's main screens on the demo fleet (pytest-textual-snapshot): the table, the filter
 with an error in its bar, the : command line, the help screen, a :kql answer and the details pane — in the dark theme and in the
-16-colour one, at 200x50, and the table at 100x30.
+16-colour one, at 200x50, and the table with details at 100x30 and 300x80.
 
 What could change between runs is pinned: the demo simulator serves the fleet's own dates (no rebasing to
 today), every fetch time in the store is rewritten to one instant, the snapshot is derived and the console's
@@ -95,7 +95,11 @@ async def details(pilot) -> None:
     await settled(pilot)
     await pilot.press("down", "down", "enter")
     pane = pilot.app.query_one(DetailsPane)
-    await wait_for(pilot, lambda: pane.view is not None and not pane.loading_line, 15, "the details from the cache")
+    body = pane.query_one("#details-body")
+    # The cache is read in a thread: wait for its view, then for the pane to be laid out with it.
+    await wait_for(pilot, lambda: pane.view is not None and not pane.loading_line and "from the cache" in pane.text,
+                   15, "the details from the cache")
+    await wait_for(pilot, lambda: body.size.height > 40, 5, "the details laid out")
     await pilot.pause()
 
 
@@ -111,3 +115,8 @@ def test_screen(snap_compare, demo_store, screen, theme):
 
 def test_table_and_details_at_100x30(snap_compare, demo_store):
     assert snap_compare(console(demo_store, "wsam-dark"), terminal_size=(100, 30), run_before=details)
+
+
+def test_table_and_details_at_300x80(snap_compare, demo_store):
+    """The widest terminal issue 4 names: every column on screen beside the details pane."""
+    assert snap_compare(console(demo_store, "wsam-dark"), terminal_size=(300, 80), run_before=details)

@@ -9,6 +9,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.fleetbuilder import SUB_A, SUB_B, SUB_DENIED, scenario_fleet, vm
+from tests.test_multitenant import (
+    GRAPH_PATH,
+    TENANT_TOKEN_PREFIX,
+    Sent,
+    TenantCredential,
+    connect_with,
+    home_tenant,
+    machine_ids,
+    tenants_of,
+    two_tenant_fleet,
+)
+from wsam_tui.arm.transport import ArmHttpError
 from wsam_tui.inventory import ConnectOptions, Inventory, connect
 from wsam_tui.kql import KqlError
 from wsam_tui.kqlquery import (
@@ -237,3 +249,69 @@ async def test_a_malformed_resource_graph_answer_is_a_clear_error(make_sim):
         assert info.value.code == "MalformedResponse"
     finally:
         await conn.close()
+
+
+# ---- many tenants: each tenant's subscriptions with that tenant's token -------------------------------
+
+MACHINES_QUERY = ("resources | where type =~ 'microsoft.compute/virtualmachines' or type =~ "
+                  "'microsoft.hybridcompute/machines' | project id")
+
+
+async def test_online_asks_each_tenant_with_its_own_token_and_puts_the_answers_together(make_sim):
+    """The simulator gives a token one tenant (tokensPerTenant): one query with the home tenant's token over
+    both tenants' subscriptions is refused. Each tenant's batch goes with its own token; every machine of both
+    tenants is in the answer; the answer says it came in parts."""
+    fleet = two_tenant_fleet()
+    tenant_of = tenants_of(fleet)
+    running = make_sim(fleet, throttle=False, graph_quota=False)
+    sent = Sent()
+    conn = connect_with(running, TenantCredential(home_tenant(fleet)), sent)
+    try:  # no refresh in this connection: the tenants come from the cache's subscriptions
+        answer = await run_online(conn.transport, MACHINES_QUERY, sorted(tenant_of), tenants=tenant_of)
+    finally:
+        await conn.close()
+    assert {r["id"].lower() for r in answer.rows} == machine_ids(fleet)
+    assert answer.total == len(answer.rows) and not answer.truncated
+    assert any("asked in 2 parts" in n for n in answer.notes), answer.notes
+    queries = [(token, body) for path, token, body in sent.requests if path.lower() == GRAPH_PATH.lower()]
+    assert len(queries) == 2
+    for token, body in queries:
+        tenants = {tenant_of[s.lower()] for s in body["subscriptions"]}
+        assert len(tenants) == 1 and token == TENANT_TOKEN_PREFIX + tenants.pop()
+
+
+async def test_online_a_refusing_tenant_is_named_and_the_others_answer(make_sim):
+    fleet = two_tenant_fleet()
+    tenant_of = tenants_of(fleet)
+    home = home_tenant(fleet)
+    other = (set(tenant_of.values()) - {home}).pop()
+    home_subs = {s for s, t in tenant_of.items() if t == home}
+    running = make_sim(fleet, throttle=False, graph_quota=False)
+    conn = connect_with(running, TenantCredential(home, refuse={other}))
+    try:
+        answer = await run_online(conn.transport, MACHINES_QUERY, sorted(tenant_of), tenants=tenant_of)
+        assert {r["id"].lower() for r in answer.rows} == machine_ids(fleet, home_subs)
+        assert len(answer.notes) == 1 and f"tenant {other}" in answer.notes[0]
+        assert "multi-factor" in answer.notes[0] and f"az login --tenant {other}" in answer.notes[0]
+    finally:
+        await conn.close()
+    # every tenant refusing: the query fails, with the first refusal
+    conn = connect_with(running, TenantCredential(home, refuse={home, other}))
+    try:
+        with pytest.raises(ArmHttpError, match="no token for tenant"):
+            await run_online(conn.transport, MACHINES_QUERY, sorted(tenant_of), tenants=tenant_of)
+    finally:
+        await conn.close()
+
+
+async def test_online_a_subscription_resource_graph_refuses_leaves_its_batch(scenario_sim):
+    """The scenario's third subscription refuses access: named among the others, it is left out and said;
+    the others answer in full."""
+    conn = await connection(scenario_sim)
+    try:
+        both = await run_online(conn.transport, "resources | project id", VISIBLE)
+        answer = await run_online(conn.transport, "resources | project id", [*VISIBLE, SUB_DENIED])
+    finally:
+        await conn.close()
+    assert canonical(answer.rows) == canonical(both.rows) and answer.rows
+    assert len(answer.notes) == 1 and SUB_DENIED in answer.notes[0] and "403" in answer.notes[0]

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from textual.app import App, ComposeResult
 from textual.content import Content
-from textual.widgets import Static
 
 from tests.fleetbuilder import SUB_A, TENANT, extension, vm
 from wsam_tui.depth import ServerView, cached_view, fresh_view
@@ -86,7 +85,7 @@ class PaneApp(App):
 
 def screen_text(app: App) -> str:
     """Every line the pane shows on screen now (wrapped as the terminal shows it)."""
-    body = app.query_one("#details-body", Static)
+    body = app.query_one("#details-body")
     lines = body.render_lines(body.region.reset_offset)
     return "\n".join("".join(segment.text for segment in line).rstrip() for line in lines)
 
@@ -223,8 +222,8 @@ async def test_hostile_text_is_shown_literally_and_never_runs():
     async with app.run_test(size=(120, 400)) as pilot:
         pane = app.query_one(DetailsPane)
         await pilot.pause()
-        body = app.query_one("#details-body", Static)
-        assert isinstance(body.content, Content)
+        body = app.query_one("#details-body")
+        assert isinstance(body.render(), Content)  # drawn from Content: never parsed as markup
         text = pane.text
         for s in HOSTILE_STRINGS:
             expected = clean_text(s, limit=256)
@@ -281,3 +280,64 @@ def _snapshot_app() -> PaneApp:
 
 def test_snapshot_fresh_view_with_a_failed_source(snap_compare):
     assert snap_compare(_snapshot_app(), terminal_size=(100, 60))
+
+
+class SideApp(App):
+    """The pane beside another widget, hidden until opened, as in the console."""
+
+    CSS = """
+    #left { width: 1fr; }
+    DetailsPane { width: 42; display: none; }
+    DetailsPane.-open { display: block; }
+    """
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(VARIABLE_DEFAULTS)
+
+    def compose(self) -> ComposeResult:
+        from textual.containers import Horizontal
+        from textual.widgets import Static
+
+        with Horizontal():
+            yield Static("table", id="left")
+            yield DetailsPane(id="details")
+
+
+def drawn_as_wrapped(app: App) -> tuple[list[str], list[str]]:
+    """(the lines on screen, the pane's text wrapped to the width it is drawn at)."""
+    pane = app.query_one(DetailsPane)
+    width = app.query_one("#details-body").size.width
+    wrapped = [line.rstrip() for line in pane.render_body(width).plain.split("\n")]
+    return screen_text(app).splitlines(), wrapped
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("order", ["view_then_open", "open_then_view", "row_then_view"])
+async def test_the_pane_wraps_to_the_width_it_is_drawn_at_whatever_the_order(order):
+    """The text arrives (from a thread) before the pane is opened, after, or first short (no scrollbar) then
+    long (a scrollbar narrows the pane): the hanging indents hold in every order — a long value continues
+    under its value, never from column 0 (it did when the text was wrapped to the width of the moment)."""
+    app = SideApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(DetailsPane)
+        if order == "view_then_open":
+            pane.show_view(cached(), now=NOW)
+            pane.add_class("-open")
+        elif order == "open_then_view":
+            pane.add_class("-open")
+            await pilot.pause()
+            pane.show_view(cached(), now=NOW)
+        else:
+            pane.add_class("-open")
+            pane.clear("nothing yet")
+            await pilot.pause()
+            pane.show_view(cached(), now=NOW)
+        await pilot.pause()
+        await pilot.pause()
+        lines, wrapped = drawn_as_wrapped(app)
+        assert lines == wrapped
+        width = app.query_one("#details-body").size.width
+        assert width <= 40 and all(len(line) <= width for line in lines)
+        subscription = next(i for i, line in enumerate(lines) if line.startswith("  Subscription"))
+        continued = lines[subscription + 1]  # the id does not fit beside its label: it goes on under itself
+        assert continued.startswith(" " * 18) and continued.strip() and SUB_A.endswith(continued.strip())

@@ -1,7 +1,8 @@
 """The `:kql` service: a KQL query against Azure Resource Graph when online, against the cache when not.
 
-Online, the query goes to Resource Graph through the shared transport, paged with ``$skipToken`` up to
-``limit`` rows. Offline, the cached rows (raw Resource Graph rows per subscription and source, in the
+Online, the query goes to Resource Graph through the shared transport, once per tenant (each with its
+own token, as the inventory's queries), paged with ``$skipToken`` up to ``limit`` rows, the answers put
+together; a tenant that refuses is named in the answer. Offline, the cached rows (raw Resource Graph rows per subscription and source, in the
 shapes of ``arm/graph.py``'s queries) are turned back into ARG-like tables — ``resources`` with the
 machines *and* their extensions as resources, ``patchassessmentresources``, … — and the project's KQL
 engine answers. The cache holds what the inventory needs, not everything ARG has: docs/kql.md lists
@@ -18,14 +19,14 @@ from __future__ import annotations
 import contextlib
 import gc
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from . import kql
-from .arm.graph import GRAPH_API, GRAPH_PATH, PAGE
-from .arm.transport import ArmHttpError, ArmTransport
+from .arm.graph import BATCH, GRAPH_API, GRAPH_PATH, PAGE, tenant_batches
+from .arm.transport import ArmConnectionError, ArmHttpError, ArmTransport
 from .fleet.model import Source, clean_text
 from .kql import KqlError
 from .store.cache import Store
@@ -257,16 +258,92 @@ def run_offline(store: Store, query: str, *, subscriptions: Sequence[str] = (), 
 
 
 async def run_online(transport: ArmTransport, query: str, subscriptions: Sequence[str], *,
-                     limit: int = DEFAULT_LIMIT) -> KqlAnswer:
-    """Run ``query`` in Resource Graph over ``subscriptions`` (every one the caller can see when empty),
-    reading pages until ``limit`` rows. A refused query raises GraphQueryError; other failures ArmHttpError."""
+                     limit: int = DEFAULT_LIMIT, tenants: Mapping[str, str] | None = None) -> KqlAnswer:
+    """Run ``query`` in Resource Graph over ``subscriptions``, reading pages until ``limit`` rows.
+
+    A token reads one tenant, so the subscriptions go in the inventory's batches (``graph.tenant_batches``:
+    one tenant each, at most BATCH subscriptions), each with its tenant's token, and the answers are put
+    together. ``tenants`` (subscription -> tenant, e.g. from the cache) completes the transport's map for
+    subscriptions not seen by a refresh yet. A batch that is refused (no token for its tenant, no access)
+    is named in the answer's notes and the others answer; a subscription Resource Graph names as refused
+    leaves its batch and the rest is asked again. Only when every batch is refused is the first refusal
+    raised. With no subscriptions: one query in the home tenant over what it can read.
+    A refused query raises GraphQueryError (at once: it would be refused everywhere); no network
+    ArmConnectionError; other failures of the only batch ArmHttpError."""
     _check_limit(limit)
+    if tenants:
+        transport.set_tenants({s: t for s, t in tenants.items() if s.lower() not in transport.tenant_of})
     as_of = datetime.now(UTC)
+    pending = tenant_batches(subscriptions, {} if transport.one_token_for_all_tenants else transport.tenant_of) \
+        if subscriptions else [(None, ())]
+    merged = _Merged()
+    refusals: list[ArmHttpError] = []
+    asked = 0
+    while pending:
+        if len(merged.rows) >= limit:
+            merged.notes.append(f"{sum(len(b) for _, b in pending):,} subscriptions not asked: the first "
+                                f"{limit:,} rows came from the others")
+            merged.more = True
+            break
+        tenant, batch = pending.pop(0)
+        asked += 1
+        try:
+            merged.add(*await _query_batch(transport, query, batch, tenant, limit - len(merged.rows)))
+        except ArmConnectionError:
+            raise
+        except ArmHttpError as e:
+            if e.status == 400:
+                raise _query_error(e, query) from None
+            named = [s for s in batch if s.lower() in f"{e.body} {e.message}".lower()] if e.status == 403 else []
+            if named and len(named) < len(batch):  # only these are refused: ask again without them
+                pending.insert(0, (tenant, tuple(s for s in batch if s not in named)))
+            refusals.append(e)
+            who = f"tenant {tenant}" if tenant else "the home tenant"
+            lost = ", ".join(named) if named else f"{len(batch):,} subscription{'s' * (len(batch) != 1)} of {who}"
+            merged.notes.append(clean_text(f"not in this answer: {lost} — {e.describe()}", limit=400))
+    if merged.columns is None:
+        if refusals:
+            raise refusals[0]
+        merged.columns = []
+    if asked - len(refusals) > 1:
+        merged.notes.insert(0, f"asked in {asked - len(refusals)} parts (one tenant, at most {BATCH} subscriptions "
+                               "each): summarize, count, top and take apply within each part, whose rows are put together")
+    total = None if merged.unknown_total else merged.total
+    answer = _answer(merged.columns, merged.rows, SOURCE_GRAPH, as_of, limit, total=total, notes=merged.notes)
+    answer.truncated = answer.truncated or merged.more
+    return answer
+
+
+@dataclass
+class _Merged:
+    """The answers of several batches, one after the other: columns in the order first seen."""
+
+    columns: list[tuple[str, str]] | None = None
+    rows: list[dict] = field(default_factory=list)
+    total: int = 0
+    unknown_total: bool = False
+    more: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, columns: list[tuple[str, str]], rows: list[dict], total: int | None, more: bool) -> None:
+        if self.columns is None:
+            self.columns = list(columns)
+        else:
+            seen = {n for n, _ in self.columns}
+            self.columns += [c for c in columns if c[0] not in seen]
+        self.rows.extend(rows)
+        self.total += total or 0
+        self.unknown_total = self.unknown_total or total is None
+        self.more = self.more or more
+
+
+async def _query_batch(transport: ArmTransport, query: str, subscriptions: Sequence[str], tenant: str | None,
+                       limit: int) -> tuple[list[tuple[str, str]], list[dict], int | None, bool]:
+    """One batch's pages with its tenant's token: (columns, rows, total, more rows than read)."""
     columns: list[tuple[str, str]] | None = None
     rows: list[dict] = []
     token: str | None = None
     total: int | None = None
-    more = False
     while True:
         options: dict[str, Any] = {"$top": min(PAGE, limit - len(rows)), "resultFormat": "table"}
         if token:
@@ -274,12 +351,7 @@ async def run_online(transport: ArmTransport, query: str, subscriptions: Sequenc
         body: dict[str, Any] = {"query": query, "options": options}
         if subscriptions:
             body["subscriptions"] = list(subscriptions)
-        try:
-            data = await transport.post_json(GRAPH_PATH, body, params={"api-version": GRAPH_API})
-        except ArmHttpError as e:
-            if e.status == 400:
-                raise _query_error(e, query) from None
-            raise
+        data = await transport.post_json(GRAPH_PATH, body, params={"api-version": GRAPH_API}, tenant=tenant)
         page_columns, page_rows = _table_page(data)
         columns = columns or page_columns
         names = [n for n, _ in page_columns]
@@ -289,10 +361,7 @@ async def run_online(transport: ArmTransport, query: str, subscriptions: Sequenc
         token = data.get("$skipToken") or None
         more = bool(token) or str(data.get("resultTruncated", "false")).lower() == "true"
         if not token or len(rows) >= limit or not page_rows:
-            break
-    answer = _answer(columns or [], rows, SOURCE_GRAPH, as_of, limit, total=total)
-    answer.truncated = answer.truncated or more
-    return answer
+            return columns or [], rows, total, more
 
 
 def _table_page(data: Any) -> tuple[list[tuple[str, str]], list[list]]:

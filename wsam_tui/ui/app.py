@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import ctypes
 import gc
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -62,6 +63,14 @@ class RefreshProgress(Message):
     def __init__(self, source: Source, done: int, total: int) -> None:
         super().__init__()
         self.source, self.done, self.total = source, done, total
+
+
+class HeldKeys(Message):
+    """The keys held while a bar closed may go on (see WsamApp._hold_keys)."""
+
+    def __init__(self, hold: int) -> None:
+        super().__init__()
+        self.hold = hold  # which hold: a late release must not end a later one
 
 
 class TransportNotice(Message):
@@ -171,6 +180,23 @@ KEY_NAMES = {"slash": "/", "colon": ":", "question_mark": "?", "space": "space",
 
 
 PROMPTS = frozenset({"filter", "command"})  # actions that open a bar to type into
+APP_WIDE = frozenset({"help", "jobs", "quit"})  # actions that make sense in front of any screen
+FLEET_ACTIONS = frozenset(a.id for a in ACTIONS) - APP_WIDE  # they act on the table and the panes around it
+
+
+def _binding(action: ActionInfo) -> Binding:
+    """The binding of one console action; its id is the action's, so ``[keys]`` in the config rebinds it."""
+    return Binding(action.keys, f"app.{action.id}", action.title, show=action.show, id=action.id,
+                   tooltip=action.help, priority=action.id in PROMPTS)
+
+
+class FleetScreen(Screen):
+    """The console's main screen: header, server table, details pane, bars. Every console action is bound
+    here, not on the app, so that none of them acts on the table while another screen is in front (in the
+    jobs pane `a` must not mark every server behind it). `?`, `J` and `q` are bound on the app as well, so
+    they work from any screen; here the screen's own bindings come first and keep the footer's order."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [_binding(a) for a in ACTIONS]
 
 
 def _give_back_memory() -> None:
@@ -214,17 +240,16 @@ class WsamApp(App[None]):
     Screen { layout: vertical; }
     #main { height: 1fr; }
     #servers { width: 1fr; height: 1fr; }
-    #details { width: 45%; min-width: 40; height: 1fr; display: none; border-left: solid $panel-lighten-1; }
+    /* at most 90 columns: on a wide terminal the table keeps the room (every column at 300) */
+    #details { width: 45%; min-width: 40; max-width: 90; height: 1fr; display: none; border-left: solid $panel-lighten-1; }
     #details.-open { display: block; }
     #command-line { display: none; height: 1; }  /* in the flow above the footer: docked, the footer covered it */
     #command-line.-open { display: block; }
     """
-    # `/` and `:` are priority bindings: the app sees them before the keys queued behind them go to the
-    # table (see _type_into); check_action hands them back to an input, a dialog or another screen.
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(a.keys, a.id, a.title, show=a.show, id=a.id, tooltip=a.help, priority=a.id in PROMPTS)
-        for a in ACTIONS
-    ]
+    # The console's actions are bound on FleetScreen; `/` and `:` are priority bindings there: they are seen
+    # before the keys queued behind them go to the table (see _type_into); check_action hands them back to an
+    # input. Only the actions that make sense in front of any screen are bound here too.
+    BINDINGS: ClassVar[list[BindingType]] = [_binding(a) for a in ACTIONS if a.id in APP_WIDE]
     COMMAND_PALETTE_BINDING = "ctrl+p"
 
     shown = reactive(0)
@@ -255,6 +280,8 @@ class WsamApp(App[None]):
         self.total = 0
         self.loading = False
         self._typing_into: Widget | None = None
+        self._held_keys: deque[events.Key] | None = None  # typed after enter/escape in a bar that is closing
+        self._hold = 0  # counts the holds
         self._header_text = ""
         self._filter_error = False
         self._details_for: str | None = None
@@ -275,6 +302,9 @@ class WsamApp(App[None]):
         self._ops: ConsoleActions | None = None
 
     # ---- layout -------------------------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen:
+        return FleetScreen(id="_default")
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(VARIABLE_DEFAULTS)
@@ -633,6 +663,7 @@ class WsamApp(App[None]):
         if not self.query_text:
             bar.remove_class("-open")
         self.table.focus()
+        self._release_keys()
 
     # ---- marks, sort, gaps, details -------------------------------------------------------------
 
@@ -760,7 +791,8 @@ class WsamApp(App[None]):
             else:
                 self._show_view(server_id, view)
                 return
-        view = cached_view(self.session.inventory, server_id, now=self.clock())
+        # Off the UI loop: the first view of a large subscription indexes it (1.5-3.6 s at 10k servers).
+        view = await asyncio.to_thread(cached_view, self.session.inventory, server_id, now=self.clock())
         if view is not None:
             self._show_view(server_id, view)
         if problem:
@@ -780,24 +812,67 @@ class WsamApp(App[None]):
         elif self.query_one("#details").has_class("-open"):
             self._close_details()
 
-    # ---- typing into a bar that is only now being shown ------------------------------------------------
+    # ---- typing into a bar that is opening or closing ----------------------------------------------------
+    # The app decides where a key goes when the key arrives, but a bar opens (takes the focus) and closes
+    # (hands it back) only when the messages queued before it have run. Keys typed in the same burst as `/`,
+    # `:` or enter (fast typing, a paste, keys delivered together over SSH) would go to the wrong widget:
+    # after `/` to the table (`a` marks everything), after enter into the bar being closed (lost).
 
     def _type_into(self, field: Widget) -> None:
         """Focus ``field`` and send it every key typed from now on until it has the focus: a bar that was
-        hidden cannot take the focus before the next refresh, and keys typed fast after `/` or `:` (or
-        pasted) would otherwise reach the table, where `a` marks everything and `r` refreshes."""
+        hidden cannot take the focus before the next refresh."""
         self._typing_into = field
         field.focus()
 
+    def _is_bar(self, widget: Widget | None) -> bool:
+        return widget is not None and widget.id in ("filter-input", "command-line")
+
     async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            if self._held_keys is not None:  # a bar is closing: after it
+                self._held_keys.append(event)
+                return
+            await self._route_key(event)
+            return
+        await super().on_event(event)
+
+    async def _route_key(self, event: events.Key) -> None:
         target = self._typing_into
-        if target is not None and isinstance(event, events.Key) and not event.is_forwarded:
+        if target is not None:
             if self.focused is target or not target.is_attached:
                 self._typing_into = None
-            elif event.key not in ("escape", "enter", "tab"):
+            elif event.key != "tab":
                 target._forward_event(event)
+                if event.key in ("enter", "escape"):
+                    self._typing_into = None
+                    self._hold_keys()
                 return
+        if event.key in ("enter", "escape") and self._is_bar(self.focused):
+            self._hold_keys()
         await super().on_event(event)
+
+    def _hold_keys(self) -> None:
+        """Keep the keys typed after enter or escape in a bar until the bar has closed (or, on an error,
+        stayed open): then they go where the focus is (see _release_keys)."""
+        self._held_keys = deque()
+        self._hold += 1
+        hold = self._hold
+        # A safety net: a bar that neither closes nor says why must not swallow the keyboard.
+        self.set_timer(1.0, lambda: self._release_keys(hold))
+
+    def _release_keys(self, hold: int | None = None) -> None:
+        if self._held_keys is not None and hold in (None, self._hold):
+            self.post_message(HeldKeys(self._hold))  # after the focus change queued before it
+
+    async def on_held_keys(self, message: HeldKeys) -> None:
+        if message.hold != self._hold:
+            return  # that hold was released already
+        held, self._held_keys = self._held_keys, None
+        while held:
+            await self._route_key(held.popleft())
+            if self._held_keys is not None:  # that key closes a bar in turn: the rest waits for it
+                self._held_keys.extend(held)
+                return
 
     # ---- command mode ---------------------------------------------------------------------------
 
@@ -851,9 +926,14 @@ class WsamApp(App[None]):
 
     def on_command_line_cancelled(self, message) -> None:
         self._close_command()
+        self._release_keys()
+
+    def on_command_line_refused(self, message) -> None:
+        self._release_keys()  # the line stays open with its error: the keys typed after enter go into it
 
     def on_command_line_submitted(self, message) -> None:
         self._close_command()
+        self._release_keys()
         self.run_command(message.spec.name, message.argument.strip())
 
     def run_command(self, name: str, arg: str) -> None:
@@ -944,8 +1024,9 @@ class WsamApp(App[None]):
         from ..kqlquery import run_offline, run_online
         from .kql_view import KqlResultScreen
 
-        # The scope chosen with --subscription or :subs; none means every subscription the credential can
-        # read (naming one that refuses access would make Resource Graph refuse the whole query).
+        # The scope chosen with --subscription or :subs. Online, a token reads one tenant: the query goes to
+        # each tenant's subscriptions with its own token, so it needs them named — the scope, else every
+        # subscription known (with its tenant) from the last refresh; none known yet: the home tenant's.
         subs = list(self.session.info.subscriptions)
         self._set_status("Running the query …")
         try:
@@ -953,7 +1034,10 @@ class WsamApp(App[None]):
                 store = self.session.inventory.store
                 answer = await asyncio.to_thread(run_offline, store, query, subscriptions=subs, now=self.clock())
             else:
-                answer = await self.session.call(lambda conn: run_online(conn.transport, query, subs))
+                known = {str(s.get("subscriptionId")): str(s.get("tenantId") or "")
+                         for s in (self.snapshot.subscriptions if self.snapshot else ()) if s.get("subscriptionId")}
+                answer = await self.session.call(
+                    lambda conn: run_online(conn.transport, query, subs or list(known), tenants=known))
         except KqlError as e:  # shown with a caret under the position the engine (or Resource Graph) named
             self._set_status(self._idle_status())
             self.push_screen(KqlResultScreen(query, error=e, now=self.clock()))
@@ -1003,21 +1087,31 @@ class WsamApp(App[None]):
         def shown(keys: str) -> str:
             return " ".join(KEY_NAMES.get(k.strip(), k.strip()) for k in keys.split(","))
 
+        from .jobs import JobsScreen
+        from .kql_view import KqlResultScreen
+
         rows = []
         for a in ACTIONS:
             rows.append((shown(keymap.get(a.id, a.keys)), a.id, a.help))
-        for b in ServerTable.BINDINGS:
-            if isinstance(b, Binding):
-                rows.append((shown(keymap.get(b.id or "", b.key)), b.id or b.action, b.description))
+        for prefix, bindings in (("", ServerTable.BINDINGS), ("Jobs pane: ", JobsScreen.BINDINGS),
+                                 (":kql answer: ", KqlResultScreen.BINDINGS)):
+            for b in bindings:
+                if isinstance(b, Binding):
+                    rows.append((shown(keymap.get(b.id or "", b.key)), b.id or b.action, prefix + b.description))
         rows.append((self.COMMAND_PALETTE_BINDING, "command_palette", "Command palette: every action, searchable"))
         return rows
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Textual's own, the console's actions and the `:` commands that take an argument; in front of another
+        screen only the app-wide actions (the others act on the table behind it)."""
         yield from super().get_system_commands(screen)
+        on_fleet = isinstance(screen, FleetScreen)
         for a in ACTIONS:
-            if a.id in ("back", "focus_next_pane"):
+            if a.id in ("back", "focus_next_pane") or not (on_fleet or a.id in APP_WIDE):
                 continue
             yield SystemCommand(a.title, a.help, lambda a=a: self.run_action(a.id))
+        if not on_fleet:
+            return
         for spec in self.command_specs():
             if spec.name in ("theme", "sort", "export", "kql", "filter", "gaps"):
                 yield SystemCommand(f":{spec.name}", spec.help, lambda n=spec.name: self._prefill_command(n))
@@ -1031,9 +1125,10 @@ class WsamApp(App[None]):
         line.cursor_position = len(line.value)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in PROMPTS and (self._typing_into is not None or isinstance(self.focused, (Input, TextArea))
-                                  or self.screen is not self.screen_stack[0]):
-            return False  # the key is typed into the input, or is the dialog's own
+        if action in FLEET_ACTIONS and not isinstance(self.screen, FleetScreen):
+            return False  # another screen is in front (also when asked from the command palette)
+        if action in PROMPTS and (self._typing_into is not None or isinstance(self.focused, (Input, TextArea))):
+            return False  # the key is typed into the input
         if action == "refresh" and (self.session.offline or self.refreshing):
             return None
         if action == "act":  # read-only or offline: not offered (the engine's gate refuses a write anyway)

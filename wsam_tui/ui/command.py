@@ -107,16 +107,7 @@ class CommandLine(BarInput):
         Binding("escape", "cancel", "Cancel", show=False),
     ]
 
-    class Submitted(Message):
-        def __init__(self, command_line: CommandLine, spec: CommandSpec, argument: str) -> None:
-            super().__init__()
-            self.command_line, self.spec, self.argument = command_line, spec, argument
-
-        @property
-        def control(self) -> CommandLine:
-            return self.command_line
-
-    class Cancelled(Message):
+    class _LineMessage(Message):
         def __init__(self, command_line: CommandLine) -> None:
             super().__init__()
             self.command_line = command_line
@@ -124,6 +115,17 @@ class CommandLine(BarInput):
         @property
         def control(self) -> CommandLine:
             return self.command_line
+
+    class Submitted(_LineMessage):
+        def __init__(self, command_line: CommandLine, spec: CommandSpec, argument: str) -> None:
+            super().__init__(command_line)
+            self.spec, self.argument = spec, argument
+
+    class Refused(_LineMessage):
+        """Enter on a line that does not parse: the line stays open, its error shown."""
+
+    class Cancelled(_LineMessage):
+        """Escape, or enter on an empty line: leave command mode."""
 
     def __init__(self, commands: Sequence[CommandSpec], *, history: Sequence[str] = (),
                  max_history: int = MAX_HISTORY, placeholder: str | None = None, **kwargs) -> None:
@@ -251,14 +253,25 @@ class CommandLine(BarInput):
         self._set_value(self.history[self._history_at])
 
     def action_cancel(self) -> None:
-        self._reset_state()
+        self.reset()
         self.post_message(self.Cancelled(self))
 
     async def action_submit(self) -> None:
+        taken = self.take()
+        if taken is not None:
+            self.post_message(self.Submitted(self, *taken))
+        elif self.error is None:
+            self.post_message(self.Cancelled(self))
+        else:
+            self.post_message(self.Refused(self))
+
+    def take(self) -> tuple[CommandSpec, str] | None:
+        """(the command, its argument), remembered in the history; None when the line is empty (leave command
+        mode, as in k9s) or does not parse (the error is shown, the line stays)."""
         text = self.value
-        if not text.strip(" :\t"):  # enter on an empty line leaves command mode, as in k9s
-            self.action_cancel()
-            return
+        if not text.strip(" :\t"):
+            self.reset()
+            return None
         try:
             spec, argument = parse_command(text, self.commands)
         except CommandError as e:
@@ -266,10 +279,10 @@ class CommandLine(BarInput):
             self.add_class("-error")
             self.cursor_position = min(e.position, len(text))
             self._show_hint()
-            return
+            return None
         self.remember(text.strip())
-        self._reset_state()
-        self.post_message(self.Submitted(self, spec, argument))
+        self.reset()
+        return spec, argument
 
     # ---- helpers ----------------------------------------------------------------------------------
 
@@ -285,7 +298,8 @@ class CommandLine(BarInput):
         self.cursor_position = len(value)
         self._show_hint()  # also when the value did not change (no watcher runs then)
 
-    def _reset_state(self) -> None:
+    def reset(self) -> None:
+        """Forget the history walk and the completion cycle (on leaving the line)."""
         self._history_at = None
         self._draft = ""
         self._cycle = None

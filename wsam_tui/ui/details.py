@@ -23,7 +23,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.content import Content
-from textual.widgets import Static
+from textual.geometry import Size
+from textual.widget import Widget
 
 from wsam_tui.ages import age_text
 from wsam_tui.fleet.capabilities import CATALOG
@@ -41,6 +42,7 @@ TEXT_LIMIT = 1000  # any other single value
 LABEL_WIDTH = 16
 STATE_WIDTH = 17  # "◐ not applicable" and a space
 DETAIL_INDENT = 4
+MIN_BODY_WIDTH = 20  # a hanging indent gives way before the text beside it gets narrower than this
 KIND_NAMES = {Kind.VM: "Azure VM", Kind.ARC: "Arc server"}
 STATE_STYLE = {state: "bold $cap-" + suffix for state, suffix in g.CLASS_SUFFIX.items()}
 HEADING = "bold underline"
@@ -93,15 +95,10 @@ class DetailsPane(VerticalScroll, can_focus=True):
         self.problem: str | None = None
         self.placeholder = "No server selected"
         self.now: datetime | None = None
+        self.version = 0  # counts the changes of what is shown (the body wraps each once per width)
 
     def compose(self) -> ComposeResult:
-        yield Static(id="details-body")
-
-    def on_mount(self) -> None:
-        self._update()
-
-    def on_resize(self) -> None:
-        self._update()  # the hanging indents are wrapped to the width
+        yield _Body(self)
 
     # ---- what to show -----------------------------------------------------------------------------
 
@@ -140,16 +137,18 @@ class DetailsPane(VerticalScroll, can_focus=True):
         lines: list[Content] = []
         for p in self.paragraphs():
             indent = p.prefix.cell_length if p.hang is None else p.hang
-            wrapped = p.body.wrap(max(width - indent, 20)) if p.body.cell_length else [p.body]
+            if width - indent < MIN_BODY_WIDTH:  # too narrow to hang that deep: continue further left
+                indent = max(width - MIN_BODY_WIDTH, 0)
+            body_width = max(width - max(indent, p.prefix.cell_length), 1)  # no line wider than the pane
+            wrapped = p.body.wrap(body_width) if p.body.cell_length else [p.body]
             lines.append(p.prefix + wrapped[0])
             lines.extend(Content(" " * indent) + line for line in wrapped[1:])
         return Content("\n").join(lines)
 
     def _update(self) -> None:
+        self.version += 1
         if self.is_mounted:
-            body = self.query_one("#details-body", Static)
-            width = body.content_region.width or self.scrollable_content_region.width or 80
-            body.update(self.render_body(width))
+            self.query_one(_Body).refresh(layout=True)
 
     # ---- rendering ----------------------------------------------------------------------------------
 
@@ -257,6 +256,33 @@ class DetailsPane(VerticalScroll, can_focus=True):
             for ev in cell.evidence:
                 out += _evidence(pad, ev, now, self.server.id if self.server else "")
         return out
+
+
+class _Body(Widget):
+    """The pane's text, wrapped when it is laid out and drawn, to the width it has then. (Wrapped when the
+    text arrived, it took the width of that moment: a pane being opened has none yet, and a scrollbar that
+    appears later narrows it. The text arrives from a thread at any point of that, so the hanging indents
+    held or not depending on the order; the terminal then wrapped the overlong lines again, from column 0.)"""
+
+    DEFAULT_CSS = """
+    _Body { width: 1fr; height: auto; }
+    """
+
+    def __init__(self, pane: DetailsPane) -> None:
+        super().__init__(id="details-body")
+        self.pane = pane
+        self._wrapped: tuple[int, int, Content] | None = None  # (the pane's version, width, the text)
+
+    def wrapped(self, width: int) -> Content:
+        if self._wrapped is None or self._wrapped[:2] != (self.pane.version, width):
+            self._wrapped = (self.pane.version, width, self.pane.render_body(width))
+        return self._wrapped[2]
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return self.wrapped(width).plain.count("\n") + 1 if width else 0
+
+    def render(self) -> Content:
+        return self.wrapped(self.size.width or 80)
 
 
 EMPTY = Content("")

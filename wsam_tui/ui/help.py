@@ -56,6 +56,8 @@ class HelpScreen(ModalScreen[None]):
         commands = [f":{c.usage.lstrip(':'):<34}{c.help}" for c in self.commands]
         with VerticalScroll():
             yield Static(Content("Keys (escape closes)"), classes="title")
+            yield Static(Content("The console's keys act on the server table; in front of it (the jobs pane, a :kql "
+                                 "answer) only that screen's keys and help, jobs and quit work."))
             yield Static(Content("\n".join(lines)))
             yield Static(Content("Commands (:, tab completes)"), classes="title")
             yield Static(Content("\n".join(commands)))
