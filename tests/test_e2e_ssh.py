@@ -96,10 +96,6 @@ def test_demo_over_ssh(ssh_server, tmp_path):
         tmux.keys("Escape")
         tmux.wait(lambda s: "Properties" not in s and table_has_keys(s), "the details pane to close")
 
-        tmux.keys("q")
-        screen = tmux.wait(lambda s: EXITED in s or "Quit anyway?" in s, "quit or its confirmation")
-        if "Quit anyway?" in screen:
-            tmux.keys("y")
-        assert f"{EXITED}0" in tmux.wait_text(EXITED), "the SSH session ends with the console's exit code 0"
+        assert f"{EXITED}0" in tmux.quit_console(), "the SSH session ends with the console's exit code 0"
     finally:
         tmux.stop()

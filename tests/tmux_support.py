@@ -81,6 +81,14 @@ class Tmux:
     def wait_text(self, needle: str, timeout: float = 20.0) -> str:
         return self.wait(lambda s: needle in s, repr(needle), timeout)
 
+    def quit_console(self) -> str:
+        """q (and y when the console asks because a refresh or job still runs); the screen once it has ended."""
+        self.keys("q")
+        screen = self.wait(lambda s: EXITED in s or "Quit anyway?" in s, "quit or its confirmation")
+        if "Quit anyway?" in screen:
+            self.keys("y")
+        return self.wait_text(EXITED)
+
     def stop(self) -> None:
         socket = self.run("display-message", "-p", "#{socket_path}", check=False).strip()
         self.run("kill-server", check=False)

@@ -159,21 +159,22 @@ class ActionInfo:
 
 
 ACTIONS: tuple[ActionInfo, ...] = (
+    # In footer order: what a newcomer needs first (a 100-column footer shows the first six or so).
     ActionInfo("filter", "slash", "Filter", "Filter the servers (/): free text and fields, see ? for the language"),
     ActionInfo("command", "colon", "Command", "Command mode (:): subs, tenant, theme, export, kql, sort, gaps …"),
     ActionInfo("help", "question_mark", "Help", "Every binding with its action id, and the filter language"),
-    ActionInfo("refresh", "r", "Refresh", "Refresh the fleet from Azure (Resource Graph; ARM where it is refused)"),
+    ActionInfo("act", "o", "Act", "Act on the marked servers (or the highlighted one): plan, confirm, run"),
+    ActionInfo("jobs", "J", "Jobs", "The jobs pane: progress per target, outputs, cancel, retry failed, resume"),
+    ActionInfo("quit", "q", "Quit", "Quit (asks first when work is still running)"),
     ActionInfo("details", "d", "Details", "Show or hide the details pane of the highlighted server"),
     ActionInfo("mark_all", "a", "Mark shown", "Mark every server shown by the filter"),
     ActionInfo("clear_marks", "u", "Unmark all", "Clear every mark (shown or not)"),
     ActionInfo("gaps", "x", "Gaps", "Gap view: only servers missing a capability (toggle)"),
+    ActionInfo("refresh", "r", "Refresh", "Refresh the fleet from Azure (Resource Graph; ARM where it is refused)"),
     ActionInfo("sort_next", "s", "Sort", "Sort by the next column (S reverses)", show=False),
     ActionInfo("sort_reverse", "S", "Reverse", "Reverse the sort order", show=False),
     ActionInfo("focus_next_pane", "tab", "Next pane", "Move between the table and the details pane", show=False),
     ActionInfo("back", "escape", "Back", "Close the details pane, clear a search prompt", show=False),
-    ActionInfo("act", "o", "Act", "Act on the marked servers (or the highlighted one): plan, confirm, run"),
-    ActionInfo("jobs", "J", "Jobs", "The jobs pane: progress per target, outputs, cancel, retry failed, resume"),
-    ActionInfo("quit", "q", "Quit", "Quit (asks first when work is still running)"),
 )
 
 KEY_NAMES = {"slash": "/", "colon": ":", "question_mark": "?", "space": "space", "escape": "esc"}
