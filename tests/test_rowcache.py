@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -73,6 +74,10 @@ def test_missing_damaged_foreign_or_tampered_files_are_ignored(tmp_path):
     write(coded)
     assert load_rows(tmp_path, columns) is None  # a code pointing past the values
     write({**good, "states": good["states"][:-4]})  # fewer capability codes than rows need
+    assert load_rows(tmp_path, columns) is None
+    blob = bytearray(base64.b64decode(good["states"]))
+    blob[-1] = 200  # a capability code no state has
+    write({**good, "states": base64.b64encode(bytes(blob)).decode("ascii")})
     assert load_rows(tmp_path, columns) is None
     write(good)
     assert load_rows(tmp_path, columns) is not None

@@ -83,7 +83,7 @@ def load_rows(directory: Path, columns: Sequence[ColumnSpec], glyphs: Mapping[St
         with open(directory / FILE_NAME, encoding="utf-8") as f:
             doc = json.load(f)
         return _restore(doc, columns, glyphs, now)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, binascii.Error):
         return None
 
 
@@ -116,14 +116,13 @@ def _restore(doc: dict, columns: Sequence[ColumnSpec], glyphs: Mapping[State, st
                 return None
             codes = array("I")
             codes.frombytes(base64.b64decode(saved["codes"], validate=True))
-            if codes and max(codes) >= len(values):
-                return None
-            cells = [values[c] for c in codes]
+            cells = [values[c] for c in codes]  # a code out of range raises IndexError: the file is refused
         if len(cells) != n:
             return None
         by_column.append(cells)
     states_blob = base64.b64decode(doc["states"], validate=True)
-    if len(states_blob) != n * cap_count or (states_blob and max(states_blob) >= len(g.STATES)):
+    # Every byte a known state code: deleting those leaves nothing (in C; max() over 900 kB took 10 ms).
+    if len(states_blob) != n * cap_count or states_blob.translate(None, bytes(range(len(g.STATES)))):
         return None
     states = [states_blob[i * cap_count:(i + 1) * cap_count] for i in range(n)]
     cells_by_row = list(zip(*by_column, strict=True)) if by_column else [()] * n
