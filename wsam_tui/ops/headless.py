@@ -21,13 +21,15 @@ import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..fleet.model import clean_text
 from .catalog import ACTIONS, CLASSIFICATIONS, EXTENSIONS, REBOOT_SETTINGS, ActionError
-from .engine import JobEvent, group_outputs
 from .journal import JobRecord, Journal
 from .plan import Plan
+
+if TYPE_CHECKING:  # the engine (httpx) loads when a command runs: `wsam-tui` parses its arguments without it
+    from .engine import JobEvent
 
 EXIT_OK, EXIT_NOT_SENT, EXIT_USAGE, EXIT_FAILED, EXIT_NO_TARGETS, EXIT_CONNECT = 0, 1, 2, 3, 4, 5
 COMMANDS = ("run-command", "extension", "patch", "tags", "power", "identity", "jobs")
@@ -287,6 +289,8 @@ def print_job(job: JobRecord, out: TextIO, *, targets: bool = True) -> None:
             print(f"  {t.target.name}: {t.state}{detail}{ids}", file=out)
         for target, reason in job.skipped:
             print(f"  {target.name}: skipped: {reason}", file=out)
+    from .engine import group_outputs
+
     for g in group_outputs(job):
         cut = " [output truncated at 4,096 bytes]" if g.truncated else ""
         print(f"  {g.count} server(s), exit code {g.exit_code}{cut}: {', '.join(g.targets[:SHOWN_TARGETS])}"
