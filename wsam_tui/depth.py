@@ -396,6 +396,33 @@ def record_effects(inventory: Inventory, effects: Sequence[ActionEffect], *, now
     return servers
 
 
+@dataclass(frozen=True)
+class RuleChoice:
+    """A data collection rule the store knows, as an operator picks it."""
+
+    id: str
+    name: str
+    resource_group: str
+    subscription_id: str
+
+
+def data_collection_rules(store) -> list[RuleChoice]:
+    """The data collection rules in the store's DCRS rows (blocking; a few rows per subscription), by name."""
+    found: dict[str, RuleChoice] = {}
+    for manifest in store.manifests():
+        if manifest.source != Source.DCRS.value:
+            continue
+        for row in store.rows_of(manifest):
+            if not isinstance(row, dict):
+                continue
+            rid = clean_text(row.get("id"))
+            parts = rid.split("/")
+            if _lower(row.get("type")) != "microsoft.insights/datacollectionrules" or len(parts) != 9:
+                continue
+            found[rid.lower()] = RuleChoice(rid, parts[8], parts[4], parts[2])
+    return sorted(found.values(), key=lambda r: (r.name.lower(), r.subscription_id, r.resource_group.lower()))
+
+
 def store_effects(inventory: Inventory) -> int:
     """Write the rows ``record_effects`` kept into the store (blocking), each changed (subscription, source)
     rewritten with its fetch time kept: the other servers' rows are as old as they were. Returns how many
