@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import ssl
 
 import httpx
@@ -9,6 +10,7 @@ import pytest
 
 from tests.fleetbuilder import arc_id, dcr, scenario_fleet, vm_id
 from tests.ops_support import filled_inventory, make_engine, writes
+from tests.test_sim_durable import SimProcess
 from wsam_tui.depth import action_effect, record_effects, store_effects
 from wsam_tui.fleet.model import State
 from wsam_tui.ops.catalog import ActionError, dcr_association_name
@@ -139,3 +141,24 @@ async def test_a_rule_that_does_not_exist_fails_with_arms_code(fleet, tmp_path):
                         rule=RULE.replace("dcr-perf", "dcr-gone"))
     assert {t.state for t in done.values()} == {"failed"}
     assert {t.code for t in done.values()} == {"ResourceNotFound"}
+
+
+def test_an_association_survives_a_killed_simulator_and_so_does_its_removal(tmp_path):
+    fleet = scenario_fleet()
+    fleet["resources"].append(dcr("dcr-perf"))
+    fleet_file = tmp_path / "fleet.json"
+    fleet_file.write_text(json.dumps(fleet), encoding="utf-8")
+    url = f"{arc_id('fs-01')}{ASSOC}/dcr-perf-association"
+    for step in ("put", "delete", "check"):
+        sim = SimProcess(fleet_file, tmp_path / "arm", tmp_path, lro_seconds=0.2)
+        try:
+            if step == "put":
+                assert sim.client.put(url, params=API, json={"properties": {"dataCollectionRuleId": RULE}}).status_code == 201
+            elif step == "delete":
+                assert sim.client.get(url, params=API).json()["properties"]["dataCollectionRuleId"] == RULE
+                assert sim.client.delete(url, params=API).status_code == 200
+            else:
+                assert sim.client.get(url, params=API).status_code == 404
+                assert sim.client.get(f"{arc_id('fs-01')}{ASSOC}", params=API).json()["value"] == []
+        finally:
+            sim.kill()  # right after the answer: what was saved is what the request saved
