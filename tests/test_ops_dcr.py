@@ -9,8 +9,10 @@ import httpx
 import pytest
 
 from tests.fleetbuilder import arc_id, dcr, scenario_fleet, vm_id
-from tests.ops_support import filled_inventory, make_engine, writes
+from tests.ops_support import cli_env, filled_inventory, make_engine, writes
+from tests.test_ops_resume import endpoint
 from tests.test_sim_durable import SimProcess
+from wsam_tui.cli import main
 from wsam_tui.depth import action_effect, record_effects, store_effects
 from wsam_tui.fleet.model import State
 from wsam_tui.ops.catalog import ActionError, dcr_association_name
@@ -162,3 +164,15 @@ def test_an_association_survives_a_killed_simulator_and_so_does_its_removal(tmp_
                 assert sim.client.get(f"{arc_id('fs-01')}{ASSOC}", params=API).json()["value"] == []
         finally:
             sim.kill()  # right after the answer: what was saved is what the request saved
+
+
+def test_headless_monitor_associate_dcr(dcr_sim, tmp_path, monkeypatch, capsys):
+    for key, value in cli_env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    args = ["monitor", "associate-dcr", "--rule", RULE, *endpoint(dcr_sim), "-q", "name:web-00 OR name:fs-disconnected"]
+    assert main([*args, "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "az monitor data-collection rule association create" in out and "Arc agent is Disconnected" in out
+    assert [e["path"].rsplit("/", 1)[-1] for e in writes(dcr_sim)] == ["dcr-perf-association"]
+    assert main(["monitor", "associate-dcr", "--rule", "nope", *endpoint(dcr_sim), "--all", "--yes"]) == 2
+    assert "not a data collection rule id" in capsys.readouterr().err
