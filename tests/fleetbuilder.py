@@ -112,3 +112,16 @@ def scenario_fleet() -> dict:
             "access": {"deniedSubscriptions": [SUB_DENIED]},
         },
     }
+
+
+def dcr(name: str, *, sub: str = SUB_A, rg: str = "rg-monitor") -> dict:
+    """A data collection rule sending Windows performance counters to a workspace."""
+    workspace = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.OperationalInsights/workspaces/law-ops"
+    return {"id": f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Insights/dataCollectionRules/{name}",
+            "name": name, "type": "Microsoft.Insights/dataCollectionRules", "location": "westeurope",
+            "properties": {"description": "Windows performance counters",
+                           "dataSources": {"performanceCounters": [{"name": "perf", "streams": ["Microsoft-Perf"],
+                                                                    "samplingFrequencyInSeconds": 60,
+                                                                    "counterSpecifiers": ["\\Processor(_Total)\\% Processor Time"]}]},
+                           "destinations": {"logAnalytics": [{"name": "la", "workspaceResourceId": workspace}]},
+                           "dataFlows": [{"streams": ["Microsoft-Perf"], "destinations": ["la"]}]}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -27,6 +28,20 @@ async def servers_of(conn, tmp_path: Path, name: str = "cache"):
     servers = inventory.load().servers
     store.close()
     return {s.name: s for s in servers}
+
+
+@contextlib.asynccontextmanager
+async def filled_inventory(running, tmp_path: Path):
+    """(connection, inventory on a store filled from the simulator, servers by name); closed on exit."""
+    conn = await connection(running)
+    store = Store(tmp_path / "cache")
+    inventory = Inventory(store)
+    await inventory.refresh(conn)
+    try:
+        yield conn, inventory, {s.name: s for s in inventory.load().servers}
+    finally:
+        store.close()
+        await conn.close()
 
 
 def make_engine(conn, tmp_path: Path, **kwargs) -> Engine:

@@ -1,7 +1,7 @@
 """Issue 5's done-when, for real, keys only, in tmux at 200x50: on the demo fleet, mark every server missing
 Azure Monitor, install the agent on them, watch the job, SIGKILL the console midway, start it again, and
 see the job resume and end, the Monitor cells change, and — by the simulator's request log — no extension
-sent twice."""
+sent twice. Then associate a data collection rule to the servers still missing Monitor: their cells turn on."""
 
 from __future__ import annotations
 
@@ -235,3 +235,30 @@ def test_the_demo_job_survives_a_killed_console_and_the_matrix_changes(sessions,
     second.keys("r")
     second.wait(lambda s: status_line(s) != status and "refreshed" in status_line(s), "the refresh", 60)
     assert shown(apply_filter(second, "has:monitor")) == monitored_before + len(greened)
+
+    # the operator's second half: associate a rule to the servers still missing Monitor; with the agent they turn on
+    missing = shown(apply_filter(second, "missing:monitor"))
+    second.keys("a")
+    second.wait_text(f"{missing:,} shown · {missing:,} marked")
+    second.keys("o")
+    second.wait_text("Install extension — Install a Windows extension")
+    second.keys("End", "Up")  # the Monitor group closes the menu: remove, then associate above it
+    second.keys("Enter")
+    second.wait_text("pick a rule")
+    assert "Associate a data collection rule" in second.screen()
+    second.keys("Enter")  # open the rule list (the form focuses it), take the first rule
+    second.wait_text("dcr-")
+    second.keys("Down", "Enter")
+    second.wait(lambda s: "pick a rule" not in s, "the rule to be picked")
+    second.keys("C-g")
+    plan = second.wait(lambda s: re.search(r"(\d+) target\(s\), (\d+) skipped", s) is not None, "the rule's plan")
+    targets = int(re.search(r"(\d+) target\(s\), (\d+) skipped", plan).group(1))
+    assert targets > 0
+    if targets > 10:
+        second.wait_text(f"Type {targets}")
+        second.type(str(targets))
+    second.keys("Enter" if targets > 10 else "y")
+    second.wait_text(f"{targets} target(s). J shows it.")
+    apply_filter(second, " OR ".join(sample))
+    second.wait(lambda s: {n: monitor_cells(s).get(n) for n in sample} == dict.fromkeys(sample, on),
+                f"every Monitor cell of {sample} to turn on", 60)

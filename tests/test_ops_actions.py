@@ -212,6 +212,7 @@ async def test_cancel_stops_targets_waiting_for_the_write_budget_at_once_and_sen
     finally:
         await conn.close()
 
+DCR_RULE = "/subscriptions/00000000-0000-4000-8000-00000000000a/resourceGroups/rg-monitor/providers/Microsoft.Insights/dataCollectionRules/dcr-perf"
 SAMPLES = {
     "extension.install": ("web-01", {"extension": "ama"}),
     "extension.remove": ("web-00", {"extension": "ama"}),
@@ -227,6 +228,8 @@ SAMPLES = {
     "tags.change": ("web-01", {"tags": ["env=test"]}),
     "tags.remove": ("web-01", {"tags": ["env"]}),
     "identity.enable": ("web-01", {}),
+    "monitor.associate-dcr": ("web-00", {"rule": DCR_RULE}),
+    "monitor.remove-dcr": ("web-00", {"rule": DCR_RULE}),
 }
 
 

@@ -10,24 +10,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ops_support import connection, make_engine
+from tests.ops_support import filled_inventory, make_engine
 from wsam_tui.depth import action_effect, cached_view, record_effects, store_effects
-from wsam_tui.inventory import Inventory
 from wsam_tui.ops.engine import JobEvent
 from wsam_tui.ops.plan import plan
-from wsam_tui.store.cache import Store
 
 
 @pytest.fixture
 async def fleet(scenario_sim, tmp_path):
     """(connection, inventory on a filled store, servers by name)."""
-    conn = await connection(scenario_sim)
-    store = Store(tmp_path / "cache")
-    inventory = Inventory(store)
-    await inventory.refresh(conn)
-    yield conn, inventory, {s.name: s for s in inventory.load().servers}
-    store.close()
-    await conn.close()
+    async with filled_inventory(scenario_sim, tmp_path) as filled:
+        yield filled
 
 
 async def act(conn, inventory, tmp_path, running, action_id, params, server):

@@ -15,7 +15,7 @@ from tests.app_support import (
     screen_text,
     wait_for,
 )
-from tests.fleetbuilder import SUB_B, arc, extension, scenario_fleet, vm, vm_id
+from tests.fleetbuilder import SUB_B, arc, dcr, extension, scenario_fleet, vm, vm_id
 from tests.ops_support import SECRET, scan_for, writes
 from wsam_tui.config import Settings
 from wsam_tui.fleet.model import State
@@ -127,16 +127,23 @@ async def job_done(pilot, jobs: int = 1, timeout: float = 60) -> None:
     await wait_for(pilot, lambda: len(app.ops.ended) >= jobs and not app.ops.running, timeout, "the job")
 
 
+async def mark_missing_monitor_and_choose(pilot, action_id: str, *, partial: str, marked: int) -> ActionForm:
+    """Once loaded (``partial``'s Monitor cell partial): mark ``missing:monitor`` (``marked`` servers), choose the action."""
+    app = pilot.app
+    await loaded(pilot)
+    assert cell(app, partial, "monitor") == g.CODE[State.PARTIAL]
+    await mark_filter(pilot, "missing:monitor")
+    assert app.marked == marked
+    await choose_action(pilot, action_id)
+    assert isinstance(app.screen, ActionForm)
+    return app.screen
+
+
 async def test_install_the_monitor_agent_on_the_servers_missing_it(make_sim, private_dirs):
     tmp_path = private_dirs
     running, app = await console(make_sim, tmp_path, monitored_fleet())
     async with app.run_test(size=SIZE) as pilot:
-        await loaded(pilot)
-        assert cell(app, "web-01", "monitor") == g.CODE[State.PARTIAL]
-        await mark_filter(pilot, "missing:monitor")
-        assert app.marked == 7
-        await choose_action(pilot, "extension.install")
-        assert isinstance(app.screen, ActionForm)
+        await mark_missing_monitor_and_choose(pilot, "extension.install", partial="web-01", marked=7)
         assert app.screen.query_one("#extension").value == "ama"  # the catalog's first: the Azure Monitor agent
         text = await plan_text(pilot)
         assert "Targets (5)" in text and "Skipped (2)" in text
@@ -441,3 +448,54 @@ async def test_a_job_resumed_at_start_fails_what_needs_a_protected_parameter_and
     bodies = [e for e in writes(running) if e["method"] == "PUT"]
     assert len(bodies) == 2
     assert scan_for(private_dirs / "state", SECRET) == []
+
+
+def agents_without_rules_fleet() -> dict:
+    """The Azure Monitor agent runs everywhere but web-03; no server has a rule: every Monitor cell is partial
+    or off. One data collection rule exists for the operator to pick."""
+    fleet = scenario_fleet()
+    machines = [vm(f"web-{i:02d}") for i in range(4)] + [arc("fs-00"), arc("fs-disconnected", status="Disconnected")]
+    resources = [*machines, dcr("dcr-perf", rg="rg-monitor")]
+    for m in machines:
+        if m["name"] != "web-03":
+            resources.append(extension(m, "AzureMonitorWindowsAgent", "Microsoft.Azure.Monitor",
+                                       "AzureMonitorWindowsAgent", version="1.2"))
+    fleet["resources"] = resources
+    fleet["simulation"] = {}
+    return fleet
+
+
+async def test_associate_a_rule_with_keys_and_the_monitor_cells_turn_on(make_sim, private_dirs):
+    tmp_path = private_dirs
+    running, app = await console(make_sim, tmp_path, agents_without_rules_fleet())
+    async with app.run_test(size=SIZE) as pilot:
+        form = await mark_missing_monitor_and_choose(pilot, "monitor.associate-dcr", partial="web-00", marked=6)
+        await pilot.press("enter", "down", "enter")  # open the rule list, pick the first (the only) rule
+        await pilot.pause()
+        assert form.query_one("#rule").value.endswith("/dataCollectionRules/dcr-perf")
+        text = await plan_text(pilot)
+        assert "Targets (5)" in text and "Skipped (1)" in text
+        assert "Arc agent is Disconnected: it must be Connected to collect data (1): fs-disconnected" in text
+        assert "1 target(s) have no Azure Monitor agent: data flows once the agent runs" in text
+        assert "az monitor data-collection rule association create" in text
+        assert writes(running) == []
+        text = await run_and_watch(pilot, "5 of 5 ended")
+        assert "5 succeeded, 1 skipped" in text
+        await wait_for(pilot, lambda: all(cell(app, n, "monitor") == g.CODE[State.ON]
+                                          for n in ("web-00", "web-01", "web-02", "fs-00")), 30, "the cells to turn on")
+        assert cell(app, "web-03", "monitor") == g.CODE[State.PARTIAL]  # a rule, no agent yet
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.shown == 2, 10, "missing:monitor to drop the servers now monitored")
+        assert {app.index.servers[i].name for i in app._filtered()} == {"web-03", "fs-disconnected"}
+    puts = [e["path"] for e in writes(running)]
+    assert len(puts) == 5 and all(p.endswith("/dataCollectionRuleAssociations/dcr-perf-association") for p in puts)
+
+
+async def test_with_no_rule_known_the_form_says_so(make_sim, private_dirs):
+    _, app = await console(make_sim, private_dirs, monitored_fleet())
+    async with app.run_test(size=SIZE) as pilot:
+        form = await form_for_all(pilot, "monitor.associate-dcr")
+        assert "knows no data collection rule" in screen_text(app)
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        assert app.screen is form and "pick a data collection rule" in screen_text(app)

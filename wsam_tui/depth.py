@@ -277,6 +277,7 @@ async def fresh_view(inventory: Inventory, transport: ArmTransport, server_id: s
 # view per server.
 
 _TAGS_TYPE = "microsoft.resources/tags"
+_DCRA_TYPE = "microsoft.insights/datacollectionruleassociations"
 
 
 @dataclass(frozen=True)
@@ -289,6 +290,7 @@ class ActionEffect:
     removed_extension: str = ""  # the name of an extension that is gone
     extensions: list[dict] | None = None  # the whole extension list, re-read
     tags: dict | None = None  # the machine's tags now (``None``: unchanged)
+    dcr_associations: list[dict] | None = None  # the machine's data collection rule associations, re-read
 
 
 def _last_segment(path: str) -> str:
@@ -305,6 +307,13 @@ async def action_effect(transport: ArmTransport, action_id: str, server_id: str,
         return None
     mid = server_id.rstrip("/")
     rtype = _lower((resource or {}).get("type"))
+    if action_id.startswith("monitor.") and (resource is None or rtype == _DCRA_TYPE):
+        # one read of the machine's list: the cell weighs every association, not only the one just written
+        found = []
+        async for page in transport.paged(f"{mid}/providers/Microsoft.Insights/dataCollectionRuleAssociations",
+                                          {"api-version": API_VERSIONS["insights"]}):
+            found += [a for a in page if isinstance(a, dict)]
+        return ActionEffect(mid, dcr_associations=found)
     if resource is None:
         if "/extensions/" in resource_path.lower():  # removed: ARM answers 404 for it now
             return ActionEffect(mid, removed_extension=_last_segment(resource_path))
@@ -353,6 +362,10 @@ def _effect_rows(effect: ActionEffect, base: Mapping[Source, list[dict]]) -> dic
             if effect.extension is not None:
                 packs.append(extension_pack(effect.extension))
         out[Source.EXTENSIONS] = [{"machineId": mid, "extensions": packs}] if packs else []
+    if effect.dcr_associations is not None:  # the store's shape: the Resource Graph fold of (id, rule id)
+        links = [{"id": clean_text(a.get("id")), "dataCollectionRuleId": clean_text((a.get("properties") or {})
+                  .get("dataCollectionRuleId"))} for a in effect.dcr_associations]
+        out[Source.DCR_ASSOCIATIONS] = [{"machineId": mid, "associations": links}] if links else []
     return out
 
 
@@ -381,6 +394,33 @@ def record_effects(inventory: Inventory, effects: Sequence[ActionEffect], *, now
             context = dataclasses.replace(context, subscription_tenants=entry.tenants)
             servers.append(build_server(raws[0], context, evidence=False))
     return servers
+
+
+@dataclass(frozen=True)
+class RuleChoice:
+    """A data collection rule the store knows, as an operator picks it."""
+
+    id: str
+    name: str
+    resource_group: str
+    subscription_id: str
+
+
+def data_collection_rules(store) -> list[RuleChoice]:
+    """The data collection rules in the store's DCRS rows (blocking; a few rows per subscription), by name."""
+    found: dict[str, RuleChoice] = {}
+    for manifest in store.manifests():
+        if manifest.source != Source.DCRS.value:
+            continue
+        for row in store.rows_of(manifest):
+            if not isinstance(row, dict):
+                continue
+            rid = clean_text(row.get("id"))
+            parts = rid.split("/")
+            if _lower(row.get("type")) != "microsoft.insights/datacollectionrules" or len(parts) != 9:
+                continue
+            found[rid.lower()] = RuleChoice(rid, parts[8], parts[4], parts[2])
+    return sorted(found.values(), key=lambda r: (r.name.lower(), r.subscription_id, r.resource_group.lower()))
 
 
 def store_effects(inventory: Inventory) -> int:

@@ -247,6 +247,10 @@ class Action:
     def describe(self, params: Mapping[str, Any]) -> str:
         return self.title
 
+    def notes(self, servers: list[Server], params: Mapping[str, Any]) -> list[str]:
+        """Warnings for the plan about the servers it will write to (nothing by default)."""
+        return []
+
     # -- a POST whose intent is journalled but whose answer never came (docs/actions.md, "In doubt")
 
     def evidence(self, target: Target) -> str:
@@ -751,10 +755,99 @@ class EnableIdentity(Action):
         return f"az vm identity assign --resource-group {_q(target.resource_group)} --name {_q(target.name)}"
 
 
+_DCR_ID = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.Insights/dataCollectionRules/"
+                     r"([A-Za-z0-9][A-Za-z0-9_.-]{0,63})$", re.IGNORECASE)
+INSIGHTS_API = "2022-06-01"
+
+
+def dcr_association_name(rule_id: str) -> str:
+    """One association per machine and rule, named after the rule (as the fleet's own are): a resumed or
+    repeated job PUTs the same resource instead of adding a second."""
+    return f"{rule_id.rstrip('/').rsplit('/', 1)[-1]}-association"
+
+
+def associated_rules(server: Server) -> set[str]:
+    """The lower-case names of the rules the Monitor cell lists for this server (its first three)."""
+    cap = server.capabilities.get("monitor")
+    for part in (cap.summary if cap is not None else "").split("; "):
+        head, sep, names = part.partition(": ")
+        if sep and re.fullmatch(r"\d+ DCRs?", head):
+            return {n.strip().lower() for n in names.split(",") if n.strip()}
+    return set()
+
+
+class _DcrAction(Action):
+    idempotent = True  # a PUT/DELETE of the same association twice has the effect of one
+
+    def validate(self, params):
+        rule = str(params.get("rule") or "").strip()
+        if not _DCR_ID.match(rule):
+            raise ActionError(f"{clean_text(rule, limit=120)!r} is not a data collection rule id "
+                              "(/subscriptions/…/resourceGroups/…/providers/Microsoft.Insights/dataCollectionRules/NAME)")
+        return {"rule": rule}
+
+    def skip_reason(self, server, params):
+        if server.kind is Kind.ARC and (server.state or "").lower() != "connected":
+            return f"Arc agent is {server.state or 'unknown'}: it must be Connected to collect data"
+        return None
+
+    def _path(self, target: Target, params: Mapping[str, Any]) -> str:
+        return f"{target.id}/providers/Microsoft.Insights/dataCollectionRuleAssociations/{dcr_association_name(params['rule'])}"
+
+    def _az(self, verb: str, target: Target, params: Mapping[str, Any]) -> str:
+        return (f"az monitor data-collection rule association {verb} --name {_q(dcr_association_name(params['rule']))} "
+                f"--resource {_q(target.id)}")
+
+
+class AssociateDcr(_DcrAction):
+    """PUT a data collection rule association (ARM answers at once; the engine reads it back)."""
+
+    id, title = "monitor.associate-dcr", "Associate a data collection rule"
+
+    def skip_reason(self, server, params):
+        if dcr_association_name(params["rule"]).removesuffix("-association").lower() in associated_rules(server):
+            return "already associated with this rule"
+        return super().skip_reason(server, params)
+
+    def notes(self, servers: list[Server], params: Mapping[str, Any]) -> list[str]:
+        without = [s for s in servers if installed(s, EXTENSIONS["ama"]) is None]
+        if not without:
+            return []
+        return [f"{len(without)} target(s) have no Azure Monitor agent: data flows once the agent runs"]
+
+    def request(self, target, params, secrets=None):
+        path = self._path(target, params)
+        body = {"properties": {"dataCollectionRuleId": params["rule"], "description": "Associated by wsam-tui"}}
+        return Call("PUT", path, INSIGHTS_API, body, track="resource", resource_path=path)
+
+    def az(self, target, params):
+        return self._az("create", target, params) + f" --rule-id {_q(params['rule'])}"
+
+    def describe(self, params):
+        return f"Associate data collection rule {dcr_association_name(params['rule']).removesuffix('-association')}"
+
+
+class RemoveDcr(_DcrAction):
+    """DELETE the association; sent even where the cell lists no such rule (it names only three, and a
+    DELETE of an absent association is a harmless 204)."""
+
+    id, title = "monitor.remove-dcr", "Remove a data collection rule association"
+
+    def request(self, target, params, secrets=None):
+        path = self._path(target, params)
+        return Call("DELETE", path, INSIGHTS_API, None, track="resource", resource_path=path, deleting=True)
+
+    def az(self, target, params):
+        return self._az("delete", target, params) + " --yes"
+
+    def describe(self, params):
+        return f"Remove data collection rule {dcr_association_name(params['rule']).removesuffix('-association')}"
+
+
 ACTIONS: dict[str, Action] = {a.id: a for a in (
     ExtensionInstall(), ExtensionRemove(), ExtensionUpgrade(), RunCommand(), PatchAssess(), PatchInstall(),
     *(Power(v) for v in ("start", "stop", "restart", "deallocate")), *(Tags(o) for o in ("add", "change", "remove")),
-    EnableIdentity(),
+    EnableIdentity(), AssociateDcr(), RemoveDcr(),
 )}
 
 

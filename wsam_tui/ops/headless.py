@@ -1,4 +1,4 @@
-"""The headless actions: `wsam-tui run-command | extension | patch | tags | power | identity | jobs`.
+"""The headless actions: `wsam-tui run-command | extension | patch | tags | power | identity | monitor | jobs`.
 
 Same engine, journal and audit log as the console. Targets are chosen with the `/` filter language
 over the inventory's servers (refreshed first; ``--offline`` chooses from the cache without refreshing,
@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # the engine (httpx) loads when a command runs: `wsam-tui` pa
     from .engine import JobEvent
 
 EXIT_OK, EXIT_NOT_SENT, EXIT_USAGE, EXIT_FAILED, EXIT_NO_TARGETS, EXIT_CONNECT = 0, 1, 2, 3, 4, 5
-COMMANDS = ("run-command", "extension", "patch", "tags", "power", "identity", "jobs")
+COMMANDS = ("run-command", "extension", "patch", "tags", "power", "identity", "monitor", "jobs")
 SHOWN_TARGETS = 20  # plan lines printed per section before "… and N more"
 
 
@@ -97,6 +97,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     ident = sub.add_parser("identity", help="managed identity").add_subparsers(dest="verb", metavar="VERB", required=True)
     action_parser("enable", "enable a system-assigned managed identity on VMs", ident)
+
+    monitor = sub.add_parser("monitor", help="associate or remove a data collection rule").add_subparsers(
+        dest="verb", metavar="VERB", required=True)
+    for verb, help_ in (("associate-dcr", "associate a data collection rule (with the agent, Monitor turns on)"),
+                        ("remove-dcr", "remove a data collection rule association")):
+        m = action_parser(verb, help_, monitor)
+        m.add_argument("--rule", required=True, metavar="ID", help="the data collection rule's resource id")
 
     jobs = sub.add_parser("jobs", help="list, show, resume or retry jobs from the journal").add_subparsers(
         dest="verb", metavar="VERB", required=True)
@@ -173,6 +180,8 @@ def action_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         return f"power.{verb}", {}
     if cmd == "identity":
         return "identity.enable", {}
+    if cmd == "monitor":
+        return f"monitor.{verb}", {"rule": args.rule}
     raise ActionError(f"unknown command {cmd}")
 
 

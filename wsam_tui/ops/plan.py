@@ -89,6 +89,7 @@ def plan(action_id: str, params: Mapping[str, Any], servers: Sequence[Server], *
     targets: list[PlannedTarget] = []
     skipped: list[SkippedTarget] = []
     seen: set[str] = set()
+    planned_servers: list[Server] = []
     for server in servers:
         if server.id.lower() in seen:
             continue
@@ -104,6 +105,7 @@ def plan(action_id: str, params: Mapping[str, Any], servers: Sequence[Server], *
         if reason:
             skipped.append(SkippedTarget(target, reason))
             continue
+        planned_servers.append(server)
         per_target = act.target_params(server, public)
         targets.append(PlannedTarget(target, per_target, act.request(target, per_target), act.az(target, per_target),
                                      protected=in_set(server.subscription_id, protected_subscriptions)))
@@ -111,6 +113,7 @@ def plan(action_id: str, params: Mapping[str, Any], servers: Sequence[Server], *
     notes = []
     if protected:
         notes.append("some targets are in a protected subscription")
+    notes += act.notes(planned_servers, full)
     return Plan(
         id=pid, action=act.id, title=act.describe(full), params=public, targets=tuple(targets), skipped=tuple(skipped),
         confirm_required=bool(targets) and (len(targets) > threshold or protected), confirm_text=str(len(targets)),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -812,3 +813,56 @@ def patch_machine(sim: Simulator, ctx: Ctx) -> Reply:
     headers = h.lro_headers(sim, ctx, op)
     headers.pop("Location", None)
     return Reply(200, h.render_vm(sim, doc, instance_view=False), headers)
+
+
+# ---- data collection rule associations (synchronous, like ARM) ------------------------------------
+
+_DCR_ID = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Insights/dataCollectionRules/[^/]+$",
+                     re.IGNORECASE)
+
+
+def _association(sim: Simulator, ctx: Ctx) -> tuple[dict, str, dict | None]:
+    """The machine, the association's id, and the association (None when it does not exist)."""
+    doc = _handlers().machine_from(sim, ctx)
+    rid = f"{doc['id']}/providers/Microsoft.Insights/dataCollectionRuleAssociations/{ctx.match['child']}"
+    return doc, rid, sim.state.get(rid)
+
+
+def get_dcr_association(sim: Simulator, ctx: Ctx) -> Reply:
+    _, _, assoc = _association(sim, ctx)
+    if assoc is None:
+        raise ArmError(404, "ResourceNotFound", f"The data collection rule association '{ctx.match['child']}' was not found.")
+    return Reply(200, assoc)
+
+
+def put_dcr_association(sim: Simulator, ctx: Ctx) -> Reply:
+    """Create (201) or update (200) at once; the rule must be a well-formed id of a rule that exists."""
+    _, rid, existing = _association(sim, ctx)
+    body = ctx.body if isinstance(ctx.body, dict) else None
+    props = body.get("properties") if body is not None else None
+    if not isinstance(props, dict):
+        raise ArmError(400, "InvalidPayload", "The request content was invalid: properties are required.")
+    rule = props.get("dataCollectionRuleId")
+    if not isinstance(rule, str) or not _DCR_ID.match(rule):
+        raise ArmError(400, "InvalidPayload", f"'{rule}' is not a valid data collection rule resource id.")
+    found = sim.state.get(rule)
+    if found is None or found["type"].lower() != "microsoft.insights/datacollectionrules":
+        raise ArmError(404, "ResourceNotFound", f"The data collection rule '{rule}' was not found.")
+    now = iso(utcnow())
+    created = (existing or {}).get("systemData", {}).get("createdAt", now)
+    new_props: dict[str, Any] = {"dataCollectionRuleId": found["id"], "provisioningState": "Succeeded"}
+    if isinstance(props.get("description"), str):
+        new_props["description"] = props["description"]
+    assoc = {"id": rid, "name": ctx.match["child"], "type": "Microsoft.Insights/dataCollectionRuleAssociations",
+             "etag": str(uuid.uuid4()), "properties": new_props,
+             "systemData": {"createdAt": created, "lastModifiedAt": now}}
+    sim.state.put(assoc)
+    return Reply(200 if existing is not None else 201, assoc)
+
+
+def delete_dcr_association(sim: Simulator, ctx: Ctx) -> Reply:
+    _, rid, existing = _association(sim, ctx)
+    if existing is None:
+        return Reply(204, None)
+    sim.state.delete(rid)
+    return Reply(200, None)

@@ -61,6 +61,9 @@ def register(r: Router) -> None:
     # the per-server reads a details pane needs
     r.add("GET", MACHINE + r"/providers/Microsoft\.GuestConfiguration/guestConfigurationAssignments", list_attached("microsoft.guestconfiguration/guestconfigurationassignments"))
     r.add("GET", MACHINE + r"/providers/Microsoft\.Insights/dataCollectionRuleAssociations", list_attached("microsoft.insights/datacollectionruleassociations", paged=True))
+    r.add("GET", MACHINE + r"/providers/Microsoft\.Insights/dataCollectionRuleAssociations/(?P<child>[^/]+)", actions.get_dcr_association)
+    r.add("PUT", MACHINE + r"/providers/Microsoft\.Insights/dataCollectionRuleAssociations/(?P<child>[^/]+)", actions.put_dcr_association)
+    r.add("DELETE", MACHINE + r"/providers/Microsoft\.Insights/dataCollectionRuleAssociations/(?P<child>[^/]+)", actions.delete_dcr_association)
     r.add("GET", MACHINE + r"/providers/Microsoft\.Security/assessments", list_attached("microsoft.security/assessments", paged=True))
     r.add("GET", MACHINE + r"/providers/Microsoft\.Automanage/configurationProfileAssignments", list_attached("microsoft.automanage/configurationprofileassignments"))
     r.add("GET", MACHINE + r"/providers/Microsoft\.Maintenance/configurationAssignments", list_attached("microsoft.maintenance/configurationassignments"))

@@ -47,6 +47,7 @@ from ..ops.plan import CONFIRM_THRESHOLD, Plan, plan, secrets_for
 from ..session import ConnectFailed
 
 if TYPE_CHECKING:
+    from ..depth import RuleChoice
     from ..ops.engine import JobEvent
     from .app import WsamApp
 
@@ -70,6 +71,8 @@ MENU: tuple[tuple[str, str, str], ...] = (
     ("Tags", "tags.change", "Set tags to new values (added where missing)"),
     ("Tags", "tags.remove", "Remove tags by name"),
     ("Identity", "identity.enable", "Enable a system-assigned managed identity on the VMs"),
+    ("Monitor", "monitor.associate-dcr", "Associate a data collection rule (with the agent, the Monitor cell turns on)"),
+    ("Monitor", "monitor.remove-dcr", "Remove a data collection rule association"),
 )
 NO_FORM = frozenset({"patch.assess", "power.start", "power.stop", "power.restart", "power.deallocate",
                      "identity.enable"})
@@ -231,10 +234,13 @@ class ActionForm(ModalScreen[dict | None]):
     ActionForm Button { margin-right: 2; }
     """
 
-    def __init__(self, action_id: str, servers: Sequence[Server]) -> None:
+    def __init__(self, action_id: str, servers: Sequence[Server], rules: Sequence[RuleChoice] = (),
+                 subscription_names: Mapping[str, str] | None = None) -> None:
         super().__init__()
         self.act = CATALOG_ACTIONS[action_id]
         self.servers = list(servers)
+        self.rules = list(rules)  # the data collection rules the store knows (monitor.*)
+        self.subscription_names = dict(subscription_names or {})
 
     # -- layout per action
 
@@ -294,6 +300,14 @@ class ActionForm(ModalScreen[dict | None]):
             yield Select([(r, r) for r in REBOOT_SETTINGS], id="reboot", value="IfRequired", allow_blank=False)
             yield Label("Maximum duration (ISO 8601)")
             yield Input(id="max-duration", value="PT2H")
+        elif aid.startswith("monitor."):
+            yield Label("Data collection rule")
+            if not self.rules:
+                yield Static(Content("The fleet knows no data collection rule: create one in Azure Monitor, "
+                                     "then refresh (r)."), id="no-rules")
+            names = self.subscription_names
+            yield Select([(Content(f"{r.name}  ({r.resource_group}, {names.get(r.subscription_id, r.subscription_id)})"),
+                           r.id) for r in self.rules], id="rule", prompt="pick a rule …")
         elif aid.startswith("tags."):
             op = aid.split(".", 1)[1]
             yield Label("Tags to remove: NAME … (or NAME=VALUE)" if op == "remove" else "Tags: NAME=VALUE …")
@@ -350,6 +364,11 @@ class ActionForm(ModalScreen[dict | None]):
                     "reboot": self.query_one("#reboot", Select).value, "max_duration": self._value("#max-duration")}
         if aid.startswith("tags."):
             return {"tags": words(self._value("#tags"), "tags")}
+        if aid.startswith("monitor."):
+            rule = self.query_one("#rule", Select).value
+            if not isinstance(rule, str):
+                raise ActionError("pick a data collection rule")
+            return {"rule": rule}
         return {}
 
     def action_submit(self) -> None:
@@ -419,6 +438,8 @@ def plan_content(p: Plan) -> Content:
     parts.append(_more(len(p.targets)))
     if not p.targets:
         parts.append(Content.styled("  none: nothing will be sent\n", "$text-muted"))
+    for note in p.notes:  # before the details: a warning is read before y
+        parts.append(Content.styled(f"note: {clean_text(note)}\n", "$warning"))
     if p.targets and p.targets[0].call.body is not None:
         body = json.dumps(p.targets[0].call.body, ensure_ascii=False)
         parts.append(Content.assemble(("Body (first target): ", "bold"), clean_text(body, limit=600), "\n"))
@@ -434,8 +455,6 @@ def plan_content(p: Plan) -> Content:
         for cmd in p.az_commands[:SHOWN]:
             parts.append(Content("  " + clean_text(cmd) + "\n"))
         parts.append(_more(len(p.targets)))
-    for note in p.notes:
-        parts.append(Content.styled(f"\nnote: {clean_text(note)}", "$warning"))
     return Content("").join(parts)
 
 
@@ -587,7 +606,12 @@ class ConsoleActions:
             if action_id in NO_FORM:
                 self.show_plan(action_id, {}, servers)
             else:
-                self.app.push_screen(ActionForm(action_id, servers),
+                rules = []
+                if action_id.startswith("monitor."):
+                    from ..depth import data_collection_rules  # the depth module loads after the first paint
+
+                    rules = data_collection_rules(self.session.inventory.store)
+                self.app.push_screen(ActionForm(action_id, servers, rules, self.app.subscription_names),
                                      lambda params: params is not None and self.show_plan(action_id, params, servers))
 
         self.app.push_screen(ActionMenu(servers), chosen)
