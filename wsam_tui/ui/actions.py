@@ -605,16 +605,23 @@ class ConsoleActions:
                 return
             if action_id in NO_FORM:
                 self.show_plan(action_id, {}, servers)
+            elif action_id.startswith("monitor."):  # the form lists the rules the store knows: read off the UI loop
+                self.app.run_worker(lambda: self._form_with_rules(action_id, servers), thread=True,
+                                    group="action-form", exit_on_error=False)
             else:
-                rules = []
-                if action_id.startswith("monitor."):
-                    from ..depth import data_collection_rules  # the depth module loads after the first paint
-
-                    rules = data_collection_rules(self.session.inventory.store)
-                self.app.push_screen(ActionForm(action_id, servers, rules, self.app.subscription_names),
-                                     lambda params: params is not None and self.show_plan(action_id, params, servers))
+                self._open_form(action_id, servers, [])
 
         self.app.push_screen(ActionMenu(servers), chosen)
+
+    def _form_with_rules(self, action_id: str, servers: list[Server]) -> None:
+        from ..depth import data_collection_rules  # the depth module loads after the first paint
+
+        rules = data_collection_rules(self.session.inventory.store)
+        self.app.call_from_thread(self._open_form, action_id, servers, rules)
+
+    def _open_form(self, action_id: str, servers: list[Server], rules: list) -> None:
+        self.app.push_screen(ActionForm(action_id, servers, rules, self.app.subscription_names),
+                             lambda params: params is not None and self.show_plan(action_id, params, servers))
 
     def make_plan(self, action_id: str, params: Mapping[str, Any], servers: Sequence[Server]) -> Plan:
         settings = self.app.settings
