@@ -48,7 +48,7 @@ def described_vm(name: str = VM, rg_name: str = VM_RG, tags: dict | None = None)
     p["proximityPlacementGroup"] = {"id": f"{rg}/providers/Microsoft.Compute/proximityPlacementGroups/web-ppg"}
     p["hardwareProfile"] = {"vmSize": "Standard_D4s_v5"}
     p["storageProfile"]["osDisk"].update({
-        "caching": "ReadWrite", "diskSizeGB": 127,
+        "caching": "ReadWrite", "diskSizeGB": 127, "deleteOption": "Delete",
         "managedDisk": {"storageAccountType": "Premium_LRS", "id": f"{rg}/providers/Microsoft.Compute/disks/{name}-os"}})
     p["storageProfile"]["dataDisks"] = [{
         "lun": 0, "name": f"{name}-data0", "createOption": "Empty", "caching": "ReadOnly", "diskSizeGB": 256,
@@ -57,8 +57,9 @@ def described_vm(name: str = VM, rg_name: str = VM_RG, tags: dict | None = None)
         "tags": "iis", "order": 1, "configurationReference": "https://contosoapps.blob.core.windows.net/config/iis.config",
         "packageReferenceId": f"/subscriptions/{SUB_A}/resourceGroups/rg-gallery/providers/Microsoft.Compute/galleries/apps/applications/iis-baseline/versions/1.0.0"}]}
     p["osProfile"]["secrets"] = []
+    p["osProfile"]["allowExtensionOperations"] = True
     p["networkProfile"] = {"networkInterfaces": [
-        {"id": f"{rg}/providers/Microsoft.Network/networkInterfaces/{name}-nic", "properties": {"primary": True}}]}
+        {"id": f"{rg}/providers/Microsoft.Network/networkInterfaces/{name}-nic", "properties": {"primary": True, "deleteOption": "Detach"}}]}
     p["diagnosticsProfile"] = {"bootDiagnostics": {"enabled": True, "storageUri": "https://contosodiag.blob.core.windows.net/"}}
     p["extensionsTimeBudget"] = "PT1H30M"
     p["timeCreated"] = "2026-03-02T09:14:51.1234567+00:00"
@@ -395,6 +396,7 @@ def conformance_fleet() -> dict:
         assessment(web, "4ab6e3c5-74dd-8b35-9ab9-f61b30875b27", "System updates should be installed on your machines", "Unhealthy"),
         subscription_pricing(),
         {"id": VAULT_ID, "name": "vault-weu", "type": "Microsoft.RecoveryServices/vaults", "location": "westeurope",
+         "etag": 'W/"datetime\'2026-10-01T09%3A00%3A00.000Z\'"', "tags": {"owner": "backup-team"},
          "properties": {"provisioningState": "Succeeded"}, "sku": {"name": "RS0", "tier": "Standard"}},
         protected_item(web), replication_item(web),
     ]

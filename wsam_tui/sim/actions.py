@@ -782,6 +782,9 @@ def tags(sim: Simulator, ctx: Ctx) -> Reply:
                        "type": "Microsoft.Resources/tags", "properties": {"tags": current}})
 
 
+_PATCHABLE = {"tags", "identity", "properties", "location", "id", "name", "type"}
+
+
 def patch_machine(sim: Simulator, ctx: Ctx) -> Reply:
     """VM PATCH (an LRO) and Arc machine PATCH (synchronous): tags and system-assigned identity."""
     h = _handlers()
@@ -789,6 +792,13 @@ def patch_machine(sim: Simulator, ctx: Ctx) -> Reply:
     body = ctx.body or {}
     if not isinstance(body, dict):
         raise ArmError(400, "InvalidRequestContent", "The request content was invalid.")
+    # ARM would apply any property; answering 200 while ignoring one would tell the client it was applied.
+    ignored = sorted(set(body.get("properties") or {}) | (set(body) - _PATCHABLE))
+    if ignored:
+        what = "virtual machine" if is_vm(doc) else "machine"
+        raise ArmError(400, "InvalidParameter",
+                       f"The simulator applies only tags and identity in a PATCH of a {what}; it does not apply "
+                       + ", ".join(f"'{k}'" for k in ignored) + " (docs/simulator.md).", target=ignored[0])
     if "tags" in body:
         doc["tags"] = _clean_tags(body["tags"])
     identity = body.get("identity")
