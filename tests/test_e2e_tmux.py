@@ -1,6 +1,7 @@
 """`wsam-tui --demo` for real, in tmux at 200x50: the fleet arrives, a filter narrows it, marks, the details
 pane with its "as of" line, a :kql answer, a live theme switch seen in the terminal's colours, and q quits —
-the process ends and the terminal's title was never touched."""
+the process ends and the terminal's title was never touched. And a fault in the jobs pane while a bulk Run Command
+runs does not end the console."""
 
 from __future__ import annotations
 
@@ -107,3 +108,69 @@ def test_demo_end_to_end_in_tmux(tmux, tmp_path):
     # quit (confirming if a refresh is still running): the process ends
     assert f"{EXITED}0" in tmux.quit_console()
     assert tmux.title() == title
+
+
+# The console with one jobs-pane redraw made to raise, injected from the test (python -c wraps the real entry
+# point): nothing in the product knows about it.
+FAULTY_CONSOLE = """
+import sys
+from wsam_tui.ui.jobs import JobsScreen
+draw, faulted = JobsScreen._draw_outputs, []
+def draw_once_faulty(self, job):
+    if not faulted and job.unfinished:
+        faulted.append(job.id)
+        raise RuntimeError("injected by the test: a redraw failed")
+    draw(self, job)
+JobsScreen._draw_outputs = draw_once_faulty
+from wsam_tui.cli import main
+sys.argv[0] = "wsam-tui"
+sys.exit(main())
+"""
+
+
+def test_a_fault_in_a_jobs_pane_redraw_while_a_bulk_run_command_runs_does_not_end_the_console(tmux, tmp_path):
+    env = console_env(tmp_path)
+    env["WSAM_DEMO_LRO_SECONDS"] = "4"  # the job runs for a few seconds: the pane redraws while it runs
+    tmux.start([wsam_argv()[0], "-c", FAULTY_CONSOLE, "--demo"], env)
+    tmux.wait(lambda s: "│ online │" in header(s), "the refreshed fleet", 60)
+    open_prompt(tmux, "/", "filter: words")
+    tmux.type("kind:arc state:connected")
+    tmux.keys("Enter")
+    screen = tmux.wait(lambda s: "filter: kind:arc" in header(s) and " 0 shown" not in header(s) and table_has_keys(s),
+                       "the filtered table")
+    shown = int(re.search(r"([\d,]+) shown", header(screen)).group(1).replace(",", ""))
+    assert shown > 10  # above the threshold: the count is typed
+    tmux.keys("a")
+    tmux.wait_text(f"{shown:,} marked")
+    tmux.keys("o")
+    tmux.wait_text("enter: choose · esc: close")
+    tmux.keys("Down", "Down", "Down", "Enter")  # Run Command, the fourth action
+    tmux.wait_text("Script (PowerShell)")
+    # a person waits for each step to show before the next (keys sent with the step that opens a screen can
+    # reach the screen before: issue 10 item 3, not this test's subject)
+    for line in ("Get-Service W32Time", "hostname", "Get-Date"):
+        tmux.type(line)
+        tmux.wait_text(line)
+        tmux.keys("Enter")
+    tmux.keys("C-g")
+    tmux.wait_text(f"Type {shown} and press enter")
+    tmux.type(str(shown))
+    tmux.wait(lambda s: re.search(rf"▊\s+{shown}\s", s) is not None, "the typed count in its field")
+    tmux.keys("Enter")
+    tmux.wait_text("J shows it.")  # the job started
+    tmux.keys("J")
+    screen = tmux.wait_text("Unexpected error", 20)  # the injected fault, shown
+    assert "injected by the test: a redraw failed" in screen and "errors.log" in screen
+    # the job goes on to its end and the pane still redraws it
+    screen = tmux.wait(lambda s: f"{shown} of {shown} ended" in s and "Outputs:" in s, "the job's end", 60)
+    assert EXITED not in screen
+    log = tmp_path / "state" / "errors.log"
+    assert "injected by the test: a redraw failed" in log.read_text() and log.stat().st_mode & 0o777 == 0o600
+    # the console still answers keys: back to the table, the help screen, quit
+    tmux.keys("Escape")
+    tmux.wait(table_has_keys, "the table again")
+    tmux.keys("?")
+    tmux.wait_text("Keys (escape closes)")
+    tmux.keys("Escape")
+    tmux.wait(lambda s: "Keys (escape closes)" not in s and table_has_keys(s), "help to close")
+    assert f"{EXITED}0" in tmux.quit_console()
