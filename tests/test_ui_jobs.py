@@ -181,8 +181,8 @@ async def test_twenty_distinct_outputs_all_listed_titled_apart_viewable_and_writ
         await wait_for(pilot, lambda: isinstance(app.screen, PathPrompt), 5, "the path prompt")
         field = app.screen.query_one("#path-input")
         assert field.value.endswith(".txt") and f"wsam-job-{app.ops.ended[0]}" in field.value  # the default
-        field.value = str(target)
-        await pilot.press("enter")
+        assert field.has_focus
+        await pilot.press("ctrl+u", *str(target), "enter")  # typed over the default
         await wait_for(pilot, lambda: target.exists() and any(str(target) in n for n in notices(app)), 5, "the file")
         written = target.read_text()
         assert written.count("=== Group ") == 20 and "20 distinct outputs among 24 servers" in written

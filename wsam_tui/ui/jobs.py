@@ -246,6 +246,11 @@ class PathPrompt(ModalScreen[Path | None]):
             yield Static(Content(f"{self.question} (a name ending in .json writes JSON). Enter writes, esc cancels."))
             yield Input(str(self.default), id="path-input")
 
+    def on_mount(self) -> None:
+        field = self.query_one("#path-input", Input)
+        field.focus()
+        field.cursor_position = len(field.value)
+
     @on(Input.Submitted)
     def _done(self, event: Input.Submitted) -> None:
         text = event.value.strip()
