@@ -67,7 +67,7 @@ async def test_offline_start_shows_the_cache_and_its_age(filled):
         assert f"as of {stamp} (5 min ago)" in status(app)
         text = screen_text(app)
         assert "web-00" in text and "fs-disconnected" in text
-        # r is switched off offline: no refresh starts and nothing connects
+        # r offline: no refresh starts and nothing connects
         await pilot.press("r")
         await pilot.pause()
         assert not app.refreshing and not app.session.connected

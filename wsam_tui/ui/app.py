@@ -559,6 +559,7 @@ class WsamApp(KeepRunning, App[None]):
                         severity="warning", markup=False)
             return
         if self.refreshing:
+            self.notify("A refresh is already running.", markup=False, timeout=3)
             return
         self.refreshing = True
         self.progress.clear()
@@ -1149,10 +1150,8 @@ class WsamApp(KeepRunning, App[None]):
             return False  # another screen is in front (also when asked from the command palette)
         if action in PROMPTS and (self._typing_into is not None or isinstance(self.focused, (Input, TextArea))):
             return False  # the key is typed into the input
-        if action == "refresh" and (self.session.offline or self.refreshing):
-            return None
-        if action == "act":  # read-only or offline: not offered (the engine's gate refuses a write anyway)
-            return not (self.session.info.readonly or self.session.offline)
+        # `r` offline or while refreshing, `o` read-only or offline: the action runs and says why it does nothing
+        # (a binding turned off here would do nothing, silently — from the key and from the palette alike).
         return True
 
     def work_running(self) -> bool:
