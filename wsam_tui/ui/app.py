@@ -181,6 +181,7 @@ ACTIONS: tuple[ActionInfo, ...] = (
 KEY_NAMES = {"slash": "/", "colon": ":", "question_mark": "?", "space": "space", "escape": "esc"}
 
 
+AGE_TICK_S = 1.0  # ages on screen are renewed this often (a header line; the details pane only if open)
 PROMPTS = frozenset({"filter", "command"})  # actions that open a bar to type into
 APP_WIDE = frozenset({"help", "jobs", "quit"})  # actions that make sense in front of any screen
 FLEET_ACTIONS = frozenset(a.id for a in ACTIONS) - APP_WIDE  # they act on the table and the panes around it
@@ -285,6 +286,8 @@ class WsamApp(KeepRunning, App[None]):
         self._held_keys: deque[events.Key] | None = None  # typed after enter/escape in a bar that is closing
         self._hold = 0  # counts the holds
         self._header_text = ""
+        self._status_text = ""
+        self._idle_shown: str | None = None  # the idle status last shown (_tick_ages renews it)
         self._filter_error = False
         self._details_for: str | None = None
         self._details_timer = None
@@ -357,7 +360,18 @@ class WsamApp(KeepRunning, App[None]):
         else:
             self.load_snapshot(then_refresh)
         self.call_after_refresh(lambda: self.ops.start())
+        self.set_interval(AGE_TICK_S, self._tick_ages)
         self._started = True
+
+    def _tick_ages(self) -> None:
+        """Every age on screen advances while the console is idle (each redrawn only when its text changes)."""
+        from .details import DetailsPane
+
+        self._render_header()
+        if self._status_text == self._idle_shown:  # the idle status is shown: it may carry the data's age
+            self._set_status(self._idle_status(), problem=self.query_one(StatusLine).has_class("-problem"))
+        if self.query_one("#details").has_class("-open"):
+            self.query_one(DetailsPane).tick(self.clock())
 
     @property
     def ops(self) -> ConsoleActions:
@@ -411,6 +425,7 @@ class WsamApp(KeepRunning, App[None]):
             self.query_one(HeaderBar).update(header, layout=False)
 
     def _set_status(self, text: str, *, problem: bool = False) -> None:
+        self._status_text = text
         status = self.query_one(StatusLine)
         status.update(_plain(text), layout=False)
         status.set_class(problem, "-problem")
@@ -540,6 +555,10 @@ class WsamApp(KeepRunning, App[None]):
             self.action_refresh()
 
     def _idle_status(self) -> str:
+        self._idle_shown = self._idle_text()
+        return self._idle_shown
+
+    def _idle_text(self) -> str:
         if self.snapshot is None:
             return ""
         if self.session.offline:
@@ -1148,11 +1167,10 @@ class WsamApp(KeepRunning, App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in FLEET_ACTIONS and not isinstance(self.screen, FleetScreen):
             return False  # another screen is in front (also when asked from the command palette)
-        if action in PROMPTS and (self._typing_into is not None or isinstance(self.focused, (Input, TextArea))):
-            return False  # the key is typed into the input
         # `r` offline or while refreshing, `o` read-only or offline: the action runs and says why it does nothing
         # (a binding turned off here would do nothing, silently — from the key and from the palette alike).
-        return True
+        # A prompt's key while typing goes into the input.
+        return not (action in PROMPTS and (self._typing_into is not None or isinstance(self.focused, (Input, TextArea))))
 
     def work_running(self) -> bool:
         return self.refreshing or bool(self.ops.running)

@@ -123,6 +123,15 @@ class DetailsPane(VerticalScroll, can_focus=True):
         self.loading_line, self.problem = False, _t(message)
         self._update()
 
+    def tick(self, now: datetime) -> None:
+        """Time passed: the ages shown advance (redrawn only when their text changes)."""
+        if self.server is None:
+            return
+        before = self.text
+        self.now = now
+        if self.text != before:
+            self._update()
+
     def clear(self, message: str = "No server selected") -> None:
         self.server, self.view, self.loading_line, self.problem, self.placeholder = None, None, False, None, _t(message)
         self._update()
