@@ -38,3 +38,29 @@ async def test_ages_advance_while_idle(make_sim, tmp_path):
         await wait_for(pilot, lambda: "data 15 min ago" in header(app), 5, "the header's age to advance")
         await wait_for(pilot, lambda: "from the cache, 15 min old" in details.text, 5, "the details' age")
         await wait_for(pilot, lambda: "(15 min ago)" in status(app), 5, "the status line's age")
+
+
+async def test_details_after_an_action_say_which_job_wrote_what_they_show(make_sim, tmp_path, monkeypatch):
+    from tests.test_ui_actions import choose_action, console, job_done, mark_filter, plan_text
+
+    monkeypatch.setenv("WSAM_STATE_DIR", str(tmp_path / "state"))
+    fleet = scenario_fleet()
+    _, app = await console(make_sim, tmp_path, fleet)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await mark_filter(pilot, "name:web-00")
+        await choose_action(pilot, "tags.add")
+        app.screen.query_one("#tags").value = "owner=ops"
+        await plan_text(pilot)
+        await pilot.press("y")
+        await job_done(pilot)
+        job = app.ops.ended[0]
+        await wait_for(pilot, lambda: app.by_id[app.table.highlighted_id].tags.get("owner") == "ops", 10,
+                       "the row the action wrote")
+        await pilot.press("d")  # the details from the cache: the tag the job just wrote, and who wrote it
+        details = app.query_one("#details")
+        await wait_for(pilot, lambda: "owner = ops" in details.text, 5, "the new tag in the details")
+        line = next(line for line in details.text.splitlines() if line.startswith("as of"))
+        assert "from the cache, 5 min old" in line and f"updated by job {job}: Add tags" in line, line
+        clock = app.clock().strftime("%H:%M:%S UTC")
+        assert f"at {clock} (0 s ago)" in line, line

@@ -56,6 +56,8 @@ class ServerView:
     as_of: datetime | None  # when ARM answered, or the oldest fetch time of the cached documents
     errors: Mapping[Source, str]  # sources that could not be read, and why
     detail: ServerDetail | None = None  # ARM's documents (fresh views only)
+    # Cached views: rows an action wrote over the cache since, by which job and when (the rest is ``as_of``).
+    updated: tuple[datetime, str] | None = None
 
 
 # Where a row names its machine: the machine rows by ``id``, Defender rows by ``resourceId`` or the id they
@@ -131,6 +133,9 @@ class SubscriptionCache:
         # Rows an action changed since the store was last written (``record_effects``): lower-case machine
         # id -> source -> the machine's rows of that source. Views read them over the store's.
         self.changed: dict[str, dict[Source, list[dict]]] = {}
+        # Lower-case machine id -> (when, which job) an action last wrote its rows: kept after the store is
+        # written (its fetch times stay the refresh's), dropped for a machine once a refresh is newer.
+        self.updated: dict[str, tuple[datetime, str]] = {}
 
     def get(self, subscription: str) -> _Indexed | None:
         """The subscription's index, read again from the store when its manifests changed; None when the
@@ -239,8 +244,11 @@ def cached_view(inventory: Inventory, server_id: str, *, now: datetime | None = 
     entry, raw, context = _cached(inventory, server_id, now or datetime.now(UTC))
     if entry is None or raw is None:
         return None
+    updated = subscription_cache(inventory).updated.get(server_id.rstrip("/").lower())
+    if updated is not None and entry.oldest is not None and entry.oldest > updated[0]:
+        updated = None  # a refresh since read everything again
     return ServerView(server=build_server(raw, context, evidence=True), source="cache", as_of=entry.oldest,
-                      errors=dict(entry.errors))
+                      errors=dict(entry.errors), updated=updated)
 
 
 async def fresh_view(inventory: Inventory, transport: ArmTransport, server_id: str, *,
@@ -291,6 +299,7 @@ class ActionEffect:
     extensions: list[dict] | None = None  # the whole extension list, re-read
     tags: dict | None = None  # the machine's tags now (``None``: unchanged)
     dcr_associations: list[dict] | None = None  # the machine's data collection rule associations, re-read
+    by: str = ""  # which job wrote it ("job 1a2b: Add tags"), for the details' source line
 
 
 def _last_segment(path: str) -> str:
@@ -387,6 +396,7 @@ def record_effects(inventory: Inventory, effects: Sequence[ActionEffect], *, now
             rows.update(cache.changed.get(mid, {}))
             new = _effect_rows(effect, rows)
             cache.changed.setdefault(mid, {}).update(new)
+            cache.updated[mid] = (when, effect.by)
         rows.update(new)
         raws, context = assemble(rows, sources=entry.statuses, now=when, required_tags=inventory.required_tags,
                                  stale_after_days=inventory.stale_after_days)

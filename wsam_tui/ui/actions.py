@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -704,7 +705,8 @@ class ConsoleActions:
             job = self.session.live_job(event.job_id)
             target = job.targets.get(event.target_id.lower()) if job is not None else None
             if job is not None and target is not None and job.action != "run-command":  # a script changes no cell
-                self._changed.append((job.action, event.target_id, event.resource, target.call.resource_path))
+                self._changed.append((job.action, event.target_id, event.resource, target.call.resource_path,
+                                      f"job {job.id}: {clean_text(job.title, limit=60)}"))
                 if not self._rows_due:  # gathered for a moment, then applied together: one repaint for many
                     self._rows_due = True
                     self.app.set_timer(ROW_BATCH_S, self._apply_changed)
@@ -728,20 +730,21 @@ class ConsoleActions:
         if batch:
             self.app.run_worker(self._rows_worker(batch), group="job-rows", exit_on_error=False)
 
-    async def _rows_worker(self, batch: list[tuple[str, str, dict | None, str]]) -> None:
+    async def _rows_worker(self, batch: list[tuple[str, str, dict | None, str, str]]) -> None:
         """The servers' new rows from what the engine re-read after each success (at most one more read
         where the action's cells need it), derived over the cached rows in a thread, applied in one go."""
         from ..depth import action_effect, record_effects
 
         app = self.app
 
-        async def effect(action_id: str, server_id: str, resource: dict | None, path: str):
+        async def effect(action_id: str, server_id: str, resource: dict | None, path: str, by: str):
             async with self._row_slots:
                 try:
-                    return await self.session.call(
+                    found = await self.session.call(
                         lambda conn: action_effect(conn.transport, action_id, server_id, resource, path))
                 except (ConnectFailed, ArmHttpError):
                     return None  # the next refresh shows it; the job's own state is what matters here
+                return dataclasses.replace(found, by=by) if found is not None else None
 
         self._rows_busy += 1
         try:

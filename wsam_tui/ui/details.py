@@ -197,7 +197,12 @@ class DetailsPane(VerticalScroll, can_focus=True):
         if view.as_of is None:
             return Content.assemble(("from the cache", "bold"), " (fetch time unknown)")
         old = age_text(view.as_of, now).removesuffix(" ago")
-        return Content.assemble((f"as of {_utc(view.as_of)}", "bold"), " ", f"— from the cache, {old} old")
+        line = Content.assemble((f"as of {_utc(view.as_of)}", "bold"), " ", f"— from the cache, {old} old")
+        if view.updated is not None:  # what an action wrote since is newer than that: say which, and when
+            when, by = view.updated
+            line += Content.assemble("; ", (f"updated by {_t(by) or 'an action'} at {_utc(when)}", "bold"),
+                                     f" ({_age(when, now)})")
+        return line
 
     def _properties(self, s: Server) -> list[_Paragraph]:
         state_label = "Power state" if s.kind is Kind.VM else "Connection"
