@@ -164,6 +164,15 @@ def run_sim(args: argparse.Namespace) -> int:
               f"({source})", flush=True)
         print(f"BASE_URL={running.base_url}", flush=True)
         print(f"CA_BUNDLE={running.ca_path}", flush=True)
+        # the sign-in settings carry the simulator's client secret: a private file beside the CA, not stdout
+        sign_in = sim.identity.environment(running.base_url) | {"REQUESTS_CA_BUNDLE": str(running.ca_path)}
+        env_file = Path(running.ca_path).parent / "identity.env"
+        fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.writelines(f"{k}={v}\n" for k, v in sign_in.items())
+        print(f"AZURE_TENANT_ID={sign_in['AZURE_TENANT_ID']}", flush=True)
+        print(f"AZURE_CLIENT_ID={sign_in['AZURE_CLIENT_ID']}", flush=True)
+        print(f"IDENTITY_ENV={env_file}", flush=True)
         if args.dump_fleet:
             print(f"FLEET_FILE={Path(args.dump_fleet).resolve()}", flush=True)
         print("Serving until interrupted (Ctrl-C).", flush=True)
