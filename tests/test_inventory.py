@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import pickle
 import stat
 
 import pytest
@@ -128,3 +129,46 @@ def test_resource_graph_quota_is_respected_not_hit(make_sim, tmp_path, capsys):
     graph_calls = [e for e in running.sim.log.entries if "resourcegraph" in e["path"].lower()]
     assert len(graph_calls) > 15
     assert not [e for e in graph_calls if e["status"] == 429]
+
+
+SERVER_TYPES = ("microsoft.compute/virtualmachines", "microsoft.hybridcompute/machines")
+
+
+def damage_value_files(cache, keep=lambda path: False) -> list:
+    """Overwrite diskcache's value files (every chunk of rows bigger than a few KB lives in one)."""
+    damaged = [p for p in sorted(cache.rglob("*.val")) if not keep(p)]
+    for path in damaged:
+        path.write_bytes(b"not a pickle \x00\xff" * 10)
+    return damaged
+
+
+def test_offline_export_of_a_cache_with_damaged_value_files_says_so_and_exits_4(make_sim, generated_fleet, tmp_path, capsys):
+    running = make_sim(generated_fleet)
+    cache = tmp_path / "cache"
+    assert export(capsys, running, cache, "-o", "csv")[0] == 0
+    running.stop()
+    assert damage_value_files(cache)
+    code, out, err = export(capsys, None, cache, "-o", "csv", "--offline")
+    assert code == 4, err
+    assert "Traceback" not in err and out == ""
+    assert "cannot be read" in err and "UnpicklingError" in err
+    assert "nothing in it could be read" in err
+
+
+def test_offline_export_keeps_what_a_partly_damaged_cache_still_holds(make_sim, generated_fleet, tmp_path, capsys):
+    running = make_sim(generated_fleet)
+    cache = tmp_path / "cache"
+    code, expected, _ = export(capsys, running, cache, "-o", "json")
+    assert code == 0
+    running.stop()
+    machines = {p for p in cache.rglob("*.val")
+                if str(pickle.loads(p.read_bytes())[0].get("type")).lower() in SERVER_TYPES}
+    # the chunks that hold the servers stay readable; every other value file is damaged
+    assert damage_value_files(cache, keep=lambda p: p in machines)
+    code, out, err = export(capsys, None, cache, "-o", "json", "--offline")
+    assert code == 3, err  # written, but some sources failed: their cells are unknown and stderr says why
+    assert "Traceback" not in err and "cannot be read" in err
+    servers = json.loads(out)["servers"]
+    assert {s["id"] for s in servers} == {s["id"] for s in json.loads(expected)["servers"]}
+    reasons = [c["unknownReason"] or "" for s in servers for c in s["capabilities"].values() if c["state"] == "unknown"]
+    assert any("cannot be read" in r for r in reasons)

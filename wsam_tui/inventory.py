@@ -315,10 +315,17 @@ class Inventory:
         # Rules, workspaces and File Sync servers serve machines of any subscription: read them once.
         fleet_wide = {Source.DCRS, Source.FILE_SYNC}
         shared_rows: dict[Source, list[dict]] = {s: [] for s in fleet_wide}
+        def rows_of(source: Source, m) -> list[dict]:
+            rows = self.store.rows_of(m)
+            damage = self.store.damaged.get((m.subscription, m.source))
+            if damage:  # its cells say why they are unknown, rather than change with the rows lost
+                statuses[(m.subscription, source)] = SourceStatus(error=damage)
+            return rows
+
         for entries in by_sub.values():
             for source, m in entries:
                 if source in fleet_wide:
-                    shared_rows[source].extend(self.store.rows_of(m))
+                    shared_rows[source].extend(rows_of(source, m))
         # The rest one subscription at a time, so memory peaks at one subscription's raw rows.
         when = now or datetime.now(UTC)
         shared: dict = {}
@@ -327,7 +334,7 @@ class Inventory:
             rows: dict[Source, list[dict]] = dict(shared_rows)
             for source, m in entries:
                 if source not in fleet_wide:
-                    rows[source] = self.store.rows_of(m)
+                    rows[source] = rows_of(source, m)
             if not rows.get(Source.MACHINES):
                 continue
             raw, ctx = assemble(rows, sources=statuses, now=when, required_tags=self.required_tags,
