@@ -172,3 +172,19 @@ def test_offline_export_keeps_what_a_partly_damaged_cache_still_holds(make_sim, 
     assert {s["id"] for s in servers} == {s["id"] for s in json.loads(expected)["servers"]}
     reasons = [c["unknownReason"] or "" for s in servers for c in s["capabilities"].values() if c["state"] == "unknown"]
     assert any("cannot be read" in r for r in reasons)
+
+
+@pytest.mark.parametrize("seed", [6, 9])
+def test_a_malformed_reply_to_a_read_is_retried_like_a_5xx(make_sim, tmp_path, capsys, seed):
+    """Seeds 6 and 9 put a malformed answer of this fault mix on the first GET /subscriptions (any fleet size)."""
+    from wsam_tui.sim.fleetgen import generate_fleet
+
+    fleet = generate_fleet(size=150, seed=5)
+    calm = make_sim(fleet)
+    _, expected, _ = export(capsys, calm, tmp_path / "calm", "-o", "csv")
+    faulty = make_sim(fleet, faults="429:0.05,500:0.02,503:0.02,reset:0.01,malformed:0.01", seed=seed)
+    code, got, err = export(capsys, faulty, tmp_path / "faulty", "-o", "csv")
+    malformed = [e for e in faulty.sim.log.entries if e.get("fault") == "malformed"]
+    assert malformed and malformed[0]["path"] == "/subscriptions"
+    assert code == 0, err
+    assert rows_of(got) == rows_of(expected)
