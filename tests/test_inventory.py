@@ -188,3 +188,57 @@ def test_a_malformed_reply_to_a_read_is_retried_like_a_5xx(make_sim, tmp_path, c
     assert malformed and malformed[0]["path"] == "/subscriptions"
     assert code == 0, err
     assert rows_of(got) == rows_of(expected)
+
+
+def failing_source(monkeypatch, source):
+    """Resource Graph answers the query of ``source`` with a body that is not JSON, every time."""
+    from wsam_tui.arm import graph
+    from wsam_tui.arm.transport import ArmHttpError, ArmTransport
+
+    query = next(q.query for q in graph.QUERIES if q.source is source)
+    real_post = ArmTransport.post_json
+
+    async def post(self, path, body, params=None, **kwargs):
+        if isinstance(body, dict) and body.get("query") == query:
+            raise ArmHttpError(200, "MalformedResponse", "the response was not valid JSON (35 bytes)",
+                               method="POST", url=path)
+        return await real_post(self, path, body, params, **kwargs)
+
+    monkeypatch.setattr(ArmTransport, "post_json", post)
+
+
+def cells(text: str, capability: str) -> dict[str, dict]:
+    return {s["id"]: s["capabilities"][capability] for s in json.loads(text)["servers"] if capability in s["capabilities"]}
+
+
+def test_a_source_that_fails_after_a_success_keeps_the_last_known_cells_flagged_stale(
+        make_sim, generated_fleet, tmp_path, capsys, monkeypatch):
+    from wsam_tui.fleet.model import Source
+
+    running = make_sim(generated_fleet)
+    cache = tmp_path / "cache"
+    code, before, _ = export(capsys, running, cache, "-o", "json")
+    assert code == 0
+    counted = {sid for sid, c in cells(before, "policy").items() if "non-compliant polic" in c["summary"]}
+    assert counted, "the fleet has servers with non-compliant policy states"
+    failing_source(monkeypatch, Source.POLICY)
+    code, after, err = export(capsys, running, cache, "-o", "json")
+    assert code == 3 and "policy: HTTP 200 MalformedResponse" in err
+    old, new = cells(before, "policy"), cells(after, "policy")
+    for sid in old:
+        assert (new[sid]["state"], new[sid]["summary"]) == (old[sid]["state"], old[sid]["summary"]), "the last known state"
+        assert "stale" in new[sid]["flags"]
+        assert "policy" in new[sid]["staleReason"] and "not valid JSON" in new[sid]["staleReason"]
+    assert all("stale" not in c["flags"] for c in cells(after, "backup").values()), "other columns are fresh"
+
+
+def test_a_source_that_fails_with_no_last_state_makes_its_cells_unknown_with_the_reason(
+        make_sim, generated_fleet, tmp_path, capsys, monkeypatch):
+    from wsam_tui.fleet.model import Source
+
+    running = make_sim(generated_fleet)
+    failing_source(monkeypatch, Source.POLICY)
+    code, out, err = export(capsys, running, tmp_path / "cache", "-o", "json")
+    assert code == 3
+    for cell in cells(out, "policy").values():
+        assert cell["state"] == "unknown" and "policy: HTTP 200 MalformedResponse" in cell["unknownReason"]
