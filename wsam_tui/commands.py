@@ -50,6 +50,7 @@ async def export_command(args: argparse.Namespace) -> int:
     required = tuple(args.required_tag) or settings.required_tags
     inventory = Inventory(store, required_tags=required, stale_after_days=settings.stale_after_days)
     exit_code = EXIT_OK
+    told = len(store.notices)
     for notice in [*settings.problems, *store.notices]:
         print(f"wsam-tui: {notice}", file=sys.stderr)
     if not args.offline:
@@ -84,6 +85,14 @@ async def export_command(args: argparse.Namespace) -> int:
             exit_code = EXIT_PARTIAL
     snapshot = inventory.load(args.subscription, evidence=args.output == "json")
     store.close()
+    for notice in store.notices[told:]:  # what could not be read (damaged values): their cells are unknown
+        print(f"wsam-tui: {notice}", file=sys.stderr)
+    if store.damaged and args.offline:
+        if not snapshot.servers:
+            print("wsam-tui export: the local cache is damaged and nothing in it could be read; "
+                  "run once online to fill it again", file=sys.stderr)
+            return EXIT_NO_DATA
+        exit_code = EXIT_PARTIAL
     if not snapshot.subscriptions and args.offline:
         print("wsam-tui export: the local cache is empty; run once online first", file=sys.stderr)
         return EXIT_NO_DATA

@@ -33,6 +33,7 @@ def to_json(servers: Sequence[Server], *, oldest: datetime | None, newest: datet
                 "summary": s.capabilities[c.id].summary,
                 "flags": list(s.capabilities[c.id].flags),
                 "unknownReason": s.capabilities[c.id].unknown_reason,
+                "staleReason": s.capabilities[c.id].stale_reason,
                 "evidence": [
                     {"source": e.source.value, "documentId": e.document_id, "field": e.field, "value": e.value,
                      "fetchedAt": e.fetched_at.isoformat() if e.fetched_at else None}

@@ -423,6 +423,9 @@ class WsamApp(App[None]):
         if event.worker.group == "load" and event.state is WorkerState.ERROR:
             self.loading = False
             error = event.worker.error
+            if self.index is None:  # nothing was shown yet: the table says why instead of "Loading …"
+                self.table.empty_message = clean_text(f"Cannot read the local cache: {type(error).__name__}: {error}")
+                self.table.refresh()
             self._set_status(f"Cannot read the local cache: {type(error).__name__}: {error}", problem=True)
             self.notify(clean_text(f"{type(error).__name__}: {error}"), title="Cannot read the local cache",
                         severity="error", markup=False, timeout=15)
