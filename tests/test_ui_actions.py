@@ -286,15 +286,16 @@ async def test_run_command_outputs_are_grouped_and_hostile_text_stays_literal(ma
         assert "1 server: Stopped  exit code 1  stderr" in text
         assert "1 server: [@click=app.quit]quit[/] [b]bold[/b]" in text  # literally, escape sequence stripped
         assert "[truncated at 4,096 bytes]" in text
-        await pilot.press("e")  # every group expanded to its servers and streams
-        await pilot.pause()
-        text = screen_text(app)
-        assert "servers: web-00, web-01, web-02" in text and "service is stopped" in text
+        assert "1 failed" in text  # exit code 1 is a failed target
         await pilot.click("#job-outputs")  # a click on the hostile text runs no action
         await pilot.pause()
         assert app.is_running
+        await pilot.press("e", "home", "enter")  # the largest group in full: its streams and servers
+        await wait_for(pilot, lambda: "Output group 1 of 4" in screen_text(app), 5, "the first group")
+        assert "servers (3):\nweb-00\nweb-01\nweb-02" in "\n".join(line.strip() for line in screen_text(app).splitlines())
+        await pilot.press("n")
+        await wait_for(pilot, lambda: "service is stopped" in screen_text(app), 5, "the group with stderr")
         assert "owned" not in text
-        assert "1 failed" in text  # exit code 1 is a failed target
     assert scan_for(tmp_path / "state", SECRET) == []
     assert scan_for(tmp_path / "config", SECRET) == []
     assert len(writes(running)) == 6  # one Run Command PUT per server

@@ -47,6 +47,7 @@ from ..fleet.model import Server, Source, clean_text
 from ..fleet.query import COLUMNS, FleetIndex, Query, QueryError, parse_query, resolve_capability
 from ..session import ConnectFailed, FleetSession
 from . import glyphs as g
+from .faults import FaultReporter, KeepRunning
 from .inputs import BarInput
 from .rowcache import load_rows, save_rows
 from .table import ColumnSpec, ServerTable, TableData, default_columns
@@ -191,7 +192,7 @@ def _binding(action: ActionInfo) -> Binding:
                    tooltip=action.help, priority=action.id in PROMPTS)
 
 
-class FleetScreen(Screen):
+class FleetScreen(KeepRunning, Screen):
     """The console's main screen: header, server table, details pane, bars. Every console action is bound
     here, not on the app, so that none of them acts on the table while another screen is in front (in the
     jobs pane `a` must not mark every server behind it). `?`, `J` and `q` are bound on the app as well, so
@@ -233,7 +234,7 @@ def _plain(text: str) -> Content:
     return Content(clean_text(text))
 
 
-class WsamApp(App[None]):
+class WsamApp(KeepRunning, App[None]):
     """The fleet console."""
 
     TITLE = "wsam-tui"
@@ -301,6 +302,21 @@ class WsamApp(App[None]):
         self._restored = load_rows(session.inventory.store.directory,
                                    console_columns({}, now=self.clock()), now=self.clock())
         self._ops: ConsoleActions | None = None
+        self.faults = FaultReporter()
+        self._started = False  # the console is up: from now on a fault is reported, not fatal
+
+    def _handle_exception(self, error: Exception) -> None:
+        """Textual's one hook for an exception nothing caught (handlers, timers, workers, drawing): it ends the
+        app. Once the console is up it is shown and logged instead, and the console goes on (ui/faults.py)."""
+        if not self._started:
+            super()._handle_exception(error)
+            return
+        self.report_fault(error)
+
+    def report_fault(self, error: BaseException) -> None:
+        if self.is_headless and self._exception is None and isinstance(error, Exception):
+            self._exception = error  # a test run still fails when it ends: tests must not pass over a fault
+        self.faults.report(self, error)
 
     # ---- layout -------------------------------------------------------------------------------
 
@@ -341,6 +357,7 @@ class WsamApp(App[None]):
         else:
             self.load_snapshot(then_refresh)
         self.call_after_refresh(lambda: self.ops.start())
+        self._started = True
 
     @property
     def ops(self) -> ConsoleActions:
@@ -421,6 +438,7 @@ class WsamApp(App[None]):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "load" and event.state is WorkerState.ERROR:
+            event.prevent_default()  # said here, not as an unexpected fault (KeepRunning)
             self.loading = False
             error = event.worker.error
             if self.index is None:  # nothing was shown yet: the table says why instead of "Loading …"

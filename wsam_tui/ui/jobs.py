@@ -1,7 +1,8 @@
 """The jobs pane (J): every job of the journal and the ones running now, per-target states, progress,
-elapsed time and retries; Run Command outputs grouped by identical output, each group expandable to its
-servers. Keys: c cancel (stop sending; what was sent is followed), f retry the failed targets, r resume an
-unfinished job (after a crash or a closed console), esc back.
+elapsed time and retries; Run Command outputs grouped by identical output, one line per group titled by
+where it differs from the others; enter opens a group in full with its servers (OutputScreen), w writes
+every group to a file. Keys: c cancel (stop sending; what was sent is followed), f retry the failed
+targets, r resume an unfinished job (after a crash or a closed console), e the output groups, esc back.
 
 Live jobs are read from the session's engine (the record it updates); others from the journal, replayed
 in a thread. Redrawn at most four times a second however fast the events come.
@@ -9,7 +10,12 @@ in a thread. Redrawn at most four times a second however fast the events come.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import json
+import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
@@ -18,12 +24,13 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Collapsible, Footer, Input, Label, OptionList, ProgressBar, Static
+from textual.widgets import Button, Footer, Input, Label, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
 from ..fleet.model import clean_text
 from ..ops.engine import OUTPUT_LIMIT, OutputGroup, group_outputs
 from ..ops.journal import RETRYABLE, JobRecord
+from .faults import KeepRunning
 
 if TYPE_CHECKING:
     from .app import WsamApp
@@ -71,29 +78,89 @@ def counts_text(job: JobRecord) -> str:
     return ", ".join(f"{counts[s]:,} {s}" for s in sorted(counts, key=lambda s: ORDER.get(s, 9)))
 
 
-def group_title(g: OutputGroup) -> Content:
-    """ "212 servers: Running" — the group's first output line, literally."""
-    first = next((line.strip() for line in g.stdout.splitlines() if line.strip()), "(no output)")
-    parts = [Content.styled(f"{g.count:,} server{'s' * (g.count != 1)}", "bold"), Content(": "),
-             Content(clean_text(first, limit=48))]
+def distinct_lines(groups: list[OutputGroup]) -> list[tuple[int, str] | None]:
+    """For each group, the first output line at which it differs from every other group, with its line number
+    (blank lines skipped): a header every server prints ("Status  Name  DisplayName") tells nothing apart.
+    None when the group's output is the start of another's, or the same (its stderr or exit code differ)."""
+    lines = [[(n, s.strip()) for n, s in enumerate(g.stdout.splitlines(), 1) if s.strip()] for g in groups]
+    texts = [tuple(s for _, s in found) for found in lines]
+    shared = [0] * len(groups)  # leading lines shared with the most similar other group
+    order = sorted(range(len(groups)), key=lambda i: texts[i])
+    for a, b in itertools.pairwise(order):  # sorted: the most similar group is a neighbour
+        n = 0
+        while n < min(len(texts[a]), len(texts[b])) and texts[a][n] == texts[b][n]:
+            n += 1
+        shared[a], shared[b] = max(shared[a], n), max(shared[b], n)
+    return [found[k] if k < len(found) else None for found, k in zip(lines, shared, strict=True)]
+
+
+def digest(g: OutputGroup) -> str:
+    """Four hex digits of the group's output: two groups whose shown lines look alike still read apart."""
+    return hashlib.sha256(f"{g.stdout}\0{g.stderr}\0{g.exit_code}".encode()).hexdigest()[:4]
+
+
+def group_title(g: OutputGroup, line: tuple[int, str] | None = None) -> Content:
+    """ "212 servers: Running  exit code 0  1 line  #3fa2" — ``line`` is where the group differs from the
+    others (distinct_lines), else its first output line; literally."""
+    if line is None or line[0] == 1:
+        first = next((s.strip() for s in g.stdout.splitlines() if s.strip()), "(no output)")
+        shown = Content(clean_text(first, limit=60))
+    else:
+        shown = Content.styled(f"line {line[0]}: ", "$text-muted") + Content(clean_text(line[1], limit=60))
+    parts = [Content.styled(f"{g.count:,} server{'s' * (g.count != 1)}", "bold"), Content(": "), shown]
     parts.append(Content.styled(f"  exit code {g.exit_code if g.exit_code is not None else '?'}",
                                 "$error" if g.exit_code not in (0, None) else "$text-muted"))
     if g.stderr.strip():
         parts.append(Content.styled("  stderr", "$error"))
     if g.truncated:
         parts.append(Content.styled(f"  [truncated at {OUTPUT_LIMIT:,} bytes]", "$warning"))
+    count = len(g.stdout.splitlines())
+    parts.append(Content.styled(f"  {count:,} line{'s' * (count != 1)}  #{digest(g)}", "$text-muted"))
     return Content("").join(parts)
 
 
 def group_body(g: OutputGroup) -> Content:
-    parts = [Content.styled("servers: ", "bold"), Content(", ".join(clean_text(n) for n in g.targets)),
-             Content.styled("\nstdout:\n", "bold"), Content(clean_text(g.stdout, keep_newlines=True) or "(none)")]
+    """The pager's text: the whole output (as Run Command kept it), then every server of the group."""
+    parts = [Content.styled("stdout:\n", "bold"), Content(clean_text(g.stdout, keep_newlines=True) or "(none)")]
     if g.stderr.strip():
-        parts += [Content.styled("\nstderr:\n", "bold $error"), Content(clean_text(g.stderr, keep_newlines=True))]
+        parts += [Content.styled("\n\nstderr:\n", "bold $error"), Content(clean_text(g.stderr, keep_newlines=True))]
     if g.truncated:
-        parts.append(Content.styled(f"\nRun Command keeps the last {OUTPUT_LIMIT:,} bytes of each stream: the start "
-                                    "of this output is cut.", "$warning"))
+        parts.append(Content.styled(f"\n\nRun Command keeps the last {OUTPUT_LIMIT:,} bytes of each stream: the "
+                                    "start of this output is cut.", "$warning"))
+    parts += [Content.styled(f"\n\nservers ({g.count:,}):\n", "bold"),
+              Content("\n".join(clean_text(n) for n in g.targets))]
     return Content("").join(parts)
+
+
+def outputs_text(job: JobRecord, groups: list[OutputGroup], written: datetime) -> str:
+    """Every group of a job as a text file: its servers, stdout and stderr (controls stripped: the file is
+    read in a terminal too)."""
+    total = sum(g.count for g in groups)
+    out = [f"Job {job.id}: {clean_text(job.title)} [{job.action}]",
+           f"{len(groups):,} distinct outputs among {total:,} servers; written {written.isoformat(timespec='seconds')}"]
+    for i, g in enumerate(groups, 1):
+        cut = f", truncated at {OUTPUT_LIMIT:,} bytes" if g.truncated else ""
+        out += ["", f"=== Group {i} of {len(groups)}: {g.count:,} server{'s' * (g.count != 1)}, "
+                    f"exit code {g.exit_code if g.exit_code is not None else '?'}{cut} (#{digest(g)}) ===",
+                "servers:", *(f"  {clean_text(n)}" for n in g.targets),
+                "--- stdout ---", clean_text(g.stdout, keep_newlines=True)]
+        if g.stderr.strip():
+            out += ["--- stderr ---", clean_text(g.stderr, keep_newlines=True)]
+    return "\n".join(out) + "\n"
+
+
+def outputs_json(job: JobRecord, groups: list[OutputGroup]) -> str:
+    """The same as JSON (raw text: JSON escapes the controls)."""
+    return json.dumps({"job": job.id, "title": job.title, "action": job.action, "groups": [
+        {"servers": list(g.targets), "count": g.count, "exitCode": g.exit_code, "stdout": g.stdout,
+         "stderr": g.stderr, "truncated": g.truncated} for g in groups]}, indent=2, ensure_ascii=False) + "\n"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Outputs can say anything about a server: the file is the operator's only (0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def targets_content(job: JobRecord) -> Content:
@@ -161,13 +228,85 @@ class SecretsScreen(ModalScreen[dict | None]):
         self.dismiss(secrets)
 
 
-class JobsScreen(Screen):
+class PathPrompt(ModalScreen[Path | None]):
+    """Where to write a file: the default path, editable; enter writes, esc cancels."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel")]
+    DEFAULT_CSS = """
+    PathPrompt { align: center middle; }
+    PathPrompt > Vertical { width: 90; height: auto; border: thick $accent; background: $surface; padding: 1 2; }
+    """
+
+    def __init__(self, question: str, default: Path) -> None:
+        super().__init__()
+        self.question, self.default = question, default
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Content(f"{self.question} (a name ending in .json writes JSON). Enter writes, esc cancels."))
+            yield Input(str(self.default), id="path-input")
+
+    @on(Input.Submitted)
+    def _done(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        self.dismiss(Path(text).expanduser() if text else None)
+
+
+class OutputScreen(KeepRunning, Screen):
+    """One output group in full, scrollable: stdout, stderr and every server. n / p: the next and previous
+    group; w writes every group to a file; esc back."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.pop_screen", "Back", id="output.back"),
+        Binding("n", "step(1)", "Next group", id="output.next"),
+        Binding("p", "step(-1)", "Previous group", id="output.previous"),
+        Binding("w", "write", "Write to a file", id="output.write"),
+    ]
+    DEFAULT_CSS = """
+    OutputScreen { layout: vertical; }
+    OutputScreen #output-head { height: auto; padding: 0 1; background: $panel; }
+    OutputScreen #output-scroll { height: 1fr; padding: 0 1; }
+    """
+
+    def __init__(self, jobs: JobsScreen, job: JobRecord, groups: list[OutputGroup], index: int) -> None:
+        super().__init__()
+        self.jobs, self.job, self.groups, self.index = jobs, job, groups, index
+        self.lines = distinct_lines(groups)
+
+    def compose(self) -> ComposeResult:
+        yield Static(Content(""), id="output-head")
+        with VerticalScroll(id="output-scroll"):
+            yield Static(Content(""), id="output-body")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._show()
+        self.query_one("#output-scroll").focus()
+
+    def _show(self) -> None:
+        g = self.groups[self.index]
+        head = Content.assemble((f"Output group {self.index + 1} of {len(self.groups)}", "bold"),
+                                f"  ·  job {self.job.id}: ", clean_text(self.job.title, limit=60), "\n")
+        self.query_one("#output-head", Static).update(head + group_title(g, self.lines[self.index]))
+        self.query_one("#output-body", Static).update(group_body(g))
+        self.query_one("#output-scroll", VerticalScroll).scroll_home(animate=False)
+
+    def action_step(self, step: int) -> None:
+        self.index = (self.index + step) % len(self.groups)
+        self._show()
+
+    def action_write(self) -> None:
+        self.jobs.write_outputs(self.job, self.groups)
+
+
+class JobsScreen(KeepRunning, Screen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,J", "app.pop_screen", "Back", id="jobs.back"),
         Binding("c", "cancel_job", "Cancel job", id="jobs.cancel"),
         Binding("f", "retry_failed", "Retry failed", id="jobs.retry_failed"),
         Binding("r", "resume_job", "Resume", id="jobs.resume"),
-        Binding("e", "expand_all", "Expand outputs", id="jobs.expand"),
+        Binding("e", "outputs", "Outputs", id="jobs.outputs"),
+        Binding("w", "write_outputs", "Write outputs", id="jobs.write_outputs"),
     ]
     DEFAULT_CSS = """
     JobsScreen { layout: vertical; }
@@ -176,7 +315,10 @@ class JobsScreen(Screen):
     JobsScreen #job-detail { width: 1fr; height: 1fr; padding: 0 1; }
     JobsScreen #job-progress { margin: 1 0; }
     JobsScreen #job-outputs-title { margin-top: 1; }
-    JobsScreen Collapsible { height: auto; }
+    /* every group one line, scrolled by keys and the wheel; the targets take what is left */
+    JobsScreen #job-outputs { height: auto; max-height: 50%; display: none; }
+    JobsScreen #job-outputs.-shown { display: block; }
+    JobsScreen #job-targets-scroll { height: 1fr; min-height: 5; }
     """
 
     def __init__(self, focus_job: str | None = None) -> None:
@@ -186,6 +328,7 @@ class JobsScreen(Screen):
         self.selected: str | None = focus_job
         self._dirty = True
         self._groups_key: tuple = ()
+        self.groups: list[OutputGroup] = []  # the chosen job's output groups, as listed
 
     @property
     def wsam(self) -> WsamApp:
@@ -195,16 +338,17 @@ class JobsScreen(Screen):
         yield Static(Content.styled("Jobs", "bold"), id="jobs-title")
         with Horizontal(id="jobs-main"):
             yield OptionList(id="job-list", markup=False)
-            with VerticalScroll(id="job-detail"):
+            with Vertical(id="job-detail"):
                 yield Static(Content("No job chosen"), id="job-head")
                 yield ProgressBar(id="job-progress", show_eta=False)
-                yield Static(Content(""), id="job-targets")
                 yield Static(Content(""), id="job-outputs-title")
-                yield Vertical(id="job-outputs")
+                yield OptionList(id="job-outputs", markup=False)
+                with VerticalScroll(id="job-targets-scroll"):
+                    yield Static(Content(""), id="job-targets")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(OptionList).focus()
+        self.query_one("#job-list", OptionList).focus()
         self.reload()
         self.set_interval(0.25, self._tick)
 
@@ -311,24 +455,31 @@ class JobsScreen(Screen):
         self._draw_outputs(job)
 
     def _draw_outputs(self, job: JobRecord) -> None:
+        """The output groups, one line each. Redrawn in place (set_options): nothing is mounted, so two
+        redraws close together cannot collide (mounting groups while the last ones were still being removed
+        raised DuplicateIds and ended the console mid-job)."""
         groups = group_outputs(job) if job.action == "run-command" else []
         key = (job.id, tuple((g.stdout, g.stderr, g.exit_code, g.count) for g in groups))
         if key == self._groups_key:
             return
         self._groups_key = key
-        box = self.query_one("#job-outputs", Vertical)
-        expanded = {c.id for c in box.query(Collapsible) if not c.collapsed}
-        box.remove_children()
+        box = self.query_one("#job-outputs", OptionList)
         title = self.query_one("#job-outputs-title", Static)
+        was = self.groups[box.highlighted] if box.highlighted is not None and box.highlighted < len(self.groups) else None
+        self.groups = groups
+        box.set_class(bool(groups), "-shown")
         if not groups:
             title.update(Content(""))
+            box.clear_options()
             return
         total = sum(g.count for g in groups)
-        title.update(Content.styled(f"Outputs: {len(groups)} distinct among {total:,} servers "
-                                    "(enter on a group, or e, shows its servers)", "bold"))
-        box.mount_all(Collapsible(Static(group_body(g)), title=group_title(g),  # type: ignore[arg-type]
-                                  collapsed=f"group-{i}" not in expanded, id=f"group-{i}")
-                      for i, g in enumerate(groups))
+        title.update(Content.assemble((f"Outputs: {len(groups):,} distinct among {total:,} servers", "bold"),
+                                      ("  e or tab: to the groups · enter: a group in full, with its servers · "
+                                       "w: write them all to a file", "$text-muted")))
+        box.set_options([Option(group_title(g, line)) for g, line in zip(groups, distinct_lines(groups), strict=True)])
+        same = [i for i, g in enumerate(groups) if was is not None and (g.stdout, g.stderr, g.exit_code) ==
+                (was.stdout, was.stderr, was.exit_code)]
+        box.highlighted = same[0] if same else 0
 
     # -- keys
 
@@ -382,8 +533,47 @@ class JobsScreen(Screen):
 
         self.app.push_screen(SecretsScreen(job), given)
 
-    def action_expand_all(self) -> None:
-        groups = list(self.query("#job-outputs Collapsible").results(Collapsible))
-        expand = any(c.collapsed for c in groups)
-        for c in groups:
-            c.collapsed = not expand
+    def action_outputs(self) -> None:
+        if not self.groups:
+            self.notify("This job has no Run Command outputs.", markup=False)
+            return
+        self.query_one("#job-outputs", OptionList).focus()
+
+    @on(OptionList.OptionSelected, "#job-outputs")
+    def _open_group(self, event: OptionList.OptionSelected) -> None:
+        job, _ = self._job()
+        if job is not None and event.option_index < len(self.groups):
+            self.app.push_screen(OutputScreen(self, job, self.groups, event.option_index))
+
+    def action_write_outputs(self) -> None:
+        job, _ = self._job()
+        if job is None or not self.groups:
+            self.notify("This job has no Run Command outputs to write.", markup=False)
+            return
+        self.write_outputs(job, self.groups)
+
+    def write_outputs(self, job: JobRecord, groups: list[OutputGroup]) -> None:
+        """Ask where (the default: the current directory, named after the job), write in a thread, say where."""
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        default = Path.cwd() / f"wsam-job-{job.id}-outputs-{stamp}.txt"
+
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self.app.run_worker(lambda: self._write(path, job, list(groups)), thread=True, group="job-outputs",
+                                    exit_on_error=False)
+
+        self.app.push_screen(PathPrompt(f"Write the {len(groups):,} output groups of job {job.id} to", default),
+                             chosen)
+
+    def _write(self, path: Path, job: JobRecord, groups: list[OutputGroup]) -> None:
+        text = outputs_json(job, groups) if path.suffix.lower() == ".json" else \
+            outputs_text(job, groups, datetime.now(UTC))
+        try:
+            write_private(path, text)
+        except OSError as e:
+            self.app.call_from_thread(self.app.notify, clean_text(f"Cannot write {path}: {e.strerror or e}"),
+                                      severity="error", markup=False)
+            return
+        servers = sum(g.count for g in groups)
+        self.app.call_from_thread(self.app.notify, clean_text(
+            f"Wrote {len(groups):,} output groups ({servers:,} servers) to {path}"), markup=False, timeout=10)
