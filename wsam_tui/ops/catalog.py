@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from ..fleet.model import Kind, Server, clean_text
+from ..fleet.model import Kind, Server, State, clean_text
 
 API = {"vm": "2024-07-01", "arc": "2024-07-10", "arc-runcommand": "2025-01-13", "tags": "2021-04-01"}
 HIDDEN = "<hidden>"  # what plans, the journal and the audit log show in place of a secret
@@ -35,6 +35,7 @@ REBOOT_SETTINGS = ("IfRequired", "Never", "Always")
 _ISO_DURATION = re.compile(r"^PT(?=\d)(\d+H)?(\d+M)?$")
 _KB = re.compile(r"^(KB)?\d{4,8}$", re.IGNORECASE)
 _TAG_KEY_FORBIDDEN = set("<>%&\\?/")
+_NOTE_NAMES = 10  # servers a plan note names before "… and N more"
 
 
 class ActionError(ValueError):
@@ -707,18 +708,51 @@ class Tags(Action):
                 raise ActionError(f"the value of tag {k!r} is longer than 256 characters")
         return {"tags": tags}
 
+    _KEEP = "Add never changes a value: use Change tags"
+
+    def _sent(self, server: Server, params: Mapping[str, Any]) -> dict[str, str]:
+        """The tags this server is sent: Add leaves out the keys it already has (their values are kept)."""
+        tags = params["tags"]
+        if self.operation != "add":
+            return dict(tags)
+        return {k: v for k, v in tags.items() if k not in server.tags}
+
     def skip_reason(self, server, params):
         tags = params["tags"]
         current = dict(server.tags)
         if self.operation == "remove":
             return None if any(k in current for k in tags) else "has none of these tags"
-        if self.operation == "add" and all(k in current for k in tags):
-            return "already has these tags (use change to set new values)"
+        if self.operation == "add" and not self._sent(server, params):
+            return f"already has {', '.join(tags)} ({self._KEEP})"
         if all(current.get(k) == v for k, v in tags.items()):
             return "tags already have these values"
         if len({**current, **tags}) > 50:
             return "would exceed 50 tags"
         return None
+
+    def target_params(self, server, params):
+        return {**params, "tags": self._sent(server, params)}
+
+    def notes(self, servers, params):
+        """Add: each key kept where it already has a value; Change: each value it changes, old → new."""
+        if self.operation == "remove":
+            return []
+        groups: dict[tuple[str, str], list[str]] = {}
+        for server in servers:
+            for key, value in params["tags"].items():
+                old = server.tags.get(key)
+                if self.operation == "add" and old is not None:
+                    groups.setdefault((key, ""), []).append(f"{server.name} ({key}={old})")
+                elif self.operation == "change" and old is not None and old != value:
+                    groups.setdefault((key, f"{old} → {value}"), []).append(server.name)
+        out = []
+        for (key, change), names in groups.items():
+            shown = ", ".join(names[:_NOTE_NAMES]) + (f" … and {len(names) - _NOTE_NAMES} more" if len(names) > _NOTE_NAMES else "")
+            if change:
+                out.append(f"{key}: {change} on {len(names)} server(s): {shown}")
+            else:
+                out.append(f"{key} not added on {len(names)} server(s) that already have it ({self._KEEP}): {shown}")
+        return out
 
     def request(self, target, params, secrets=None):
         body = {"operation": "Delete" if self.operation == "remove" else "Merge", "properties": {"tags": params["tags"]}}
@@ -766,14 +800,39 @@ def dcr_association_name(rule_id: str) -> str:
     return f"{rule_id.rstrip('/').rsplit('/', 1)[-1]}-association"
 
 
-def associated_rules(server: Server) -> set[str]:
-    """The lower-case names of the rules the Monitor cell lists for this server (its first three)."""
+def _rule_name(rule_id: str) -> str:
+    return rule_id.rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+def _listed_rules(server: Server) -> tuple[int, set[str]] | None:
+    """(how many rules the Monitor cell counts, the lower-case names it lists: its first three), or None when
+    the cell names no rule."""
     cap = server.capabilities.get("monitor")
     for part in (cap.summary if cap is not None else "").split("; "):
         head, sep, names = part.partition(": ")
-        if sep and re.fullmatch(r"\d+ DCRs?", head):
-            return {n.strip().lower() for n in names.split(",") if n.strip()}
-    return set()
+        count = re.fullmatch(r"(\d+) DCRs?", head)
+        if sep and count:
+            return int(count.group(1)), {n.strip().lower() for n in names.split(",") if n.strip()}
+    return None
+
+
+def associated_rules(server: Server) -> set[str]:
+    """The lower-case names of the rules the Monitor cell lists for this server (its first three)."""
+    listed = _listed_rules(server)
+    return listed[1] if listed else set()
+
+
+def every_associated_rule(server: Server) -> set[str] | None:
+    """Every rule the server is associated with, when its Monitor cell tells them all (it was read, and it
+    counts no more rules than it names); None when it cannot tell."""
+    cap = server.capabilities.get("monitor")
+    if cap is None or cap.state in (State.UNKNOWN, State.NOT_APPLICABLE) or cap.summary.endswith("…"):
+        return None
+    listed = _listed_rules(server)
+    if listed is None:
+        return set()
+    count, names = listed
+    return names if count == len(names) else None
 
 
 class _DcrAction(Action):
@@ -805,7 +864,7 @@ class AssociateDcr(_DcrAction):
     id, title = "monitor.associate-dcr", "Associate a data collection rule"
 
     def skip_reason(self, server, params):
-        if dcr_association_name(params["rule"]).removesuffix("-association").lower() in associated_rules(server):
+        if _rule_name(params["rule"]) in associated_rules(server):
             return "already associated with this rule"
         return super().skip_reason(server, params)
 
@@ -828,10 +887,16 @@ class AssociateDcr(_DcrAction):
 
 
 class RemoveDcr(_DcrAction):
-    """DELETE the association; sent even where the cell lists no such rule (it names only three, and a
-    DELETE of an absent association is a harmless 204)."""
+    """DELETE the association. Skipped where the Monitor cell tells every rule and this is not one; sent where
+    it cannot tell (it names three at most; a DELETE of an absent association is a harmless 204)."""
 
     id, title = "monitor.remove-dcr", "Remove a data collection rule association"
+
+    def skip_reason(self, server, params):
+        rules = every_associated_rule(server)
+        if rules is not None and _rule_name(params["rule"]) not in rules:
+            return "not associated with this rule"
+        return super().skip_reason(server, params)
 
     def request(self, target, params, secrets=None):
         path = self._path(target, params)
