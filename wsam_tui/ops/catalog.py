@@ -113,7 +113,6 @@ class ExtensionSpec:
 
 BOTH = frozenset({Kind.VM, Kind.ARC})
 VM_ONLY = frozenset({Kind.VM})
-ARC_ONLY = frozenset({Kind.ARC})
 
 # Publisher/type/version from the built-in DeployIfNotExists policies (research/arm-api.md §11).
 EXTENSIONS: dict[str, ExtensionSpec] = {s.key: s for s in (
@@ -124,7 +123,7 @@ EXTENSIONS: dict[str, ExtensionSpec] = {s.key: s for s in (
                   note="onboarding package comes from Defender for Servers"),
     ExtensionSpec("aadlogin", "Entra ID login", "Microsoft.Azure.ActiveDirectory", "AADLoginForWindows", "1.0",
                   "AADLoginForWindows", VM_ONLY, note="Arc support is not confirmed"),
-    ExtensionSpec("wac", "Windows Admin Center", "Microsoft.AdminCenter", "AdminCenter", "0.0", "AdminCenter", ARC_ONLY,
+    ExtensionSpec("wac", "Windows Admin Center", "Microsoft.AdminCenter", "AdminCenter", "0.0", "AdminCenter", BOTH,
                   {"port": "6516"}),
     ExtensionSpec("changetracking", "Change Tracking", "Microsoft.Azure.ChangeTrackingAndInventory", "ChangeTracking-Windows",
                   "2.0", "ChangeTracking-Windows", BOTH, automatic_upgrade=True, note="needs the Azure Monitor agent and a DCR"),
