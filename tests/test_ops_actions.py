@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
 from tests.fleetbuilder import arc_id, vm_id
 from tests.ops_support import connection, make_engine, servers_of, writes
+from wsam_tui.fleet.model import CapabilityState, State
 from wsam_tui.ops.catalog import ACTIONS
 from wsam_tui.ops.engine import group_outputs
 from wsam_tui.ops.gate import ReadOnlyError
@@ -243,8 +245,12 @@ async def test_read_only_refuses_the_action_at_the_gate(action_id, scenario_sim,
     try:
         servers = await servers_of(conn, tmp_path)
         name, params = SAMPLES[action_id]
-        assert plan(action_id, params, [servers[name]], readonly=True).targets == ()  # not offered
-        p = plan(action_id, params, [servers[name]])
+        server = servers[name]
+        if action_id == "monitor.remove-dcr":  # the scenario has no association: this row lists one to remove
+            monitor = CapabilityState("monitor", State.ON, "AzureMonitorWindowsAgent 1.2 Succeeded; 1 DCR: dcr-perf")
+            server = dataclasses.replace(server, capabilities={**server.capabilities, "monitor": monitor})
+        assert plan(action_id, params, [server], readonly=True).targets == ()  # not offered
+        p = plan(action_id, params, [server])
         assert len(p.targets) == 1, p.skipped
         engine = make_engine(conn, tmp_path, readonly=True)
         with pytest.raises(ReadOnlyError):

@@ -183,9 +183,14 @@ def _json_arg(value: Any) -> str:
     return _q(json.dumps(value, separators=(",", ":")))
 
 
+def _az_named(target: Target, flag: str = "--name") -> str:
+    """A resource named by group and name: with its subscription, so the command cannot pick another one's
+    group of the same name (the CLI would use its default subscription)."""
+    return f"--subscription {_q(target.subscription_id)} --resource-group {_q(target.resource_group)} {flag} {_q(target.name)}"
+
+
 def _az_machine(target: Target) -> str:
-    flag = "--vm-name" if target.kind is Kind.VM else "--machine-name"
-    return f"--resource-group {_q(target.resource_group)} {flag} {_q(target.name)}"
+    return _az_named(target, "--vm-name" if target.kind is Kind.VM else "--machine-name")
 
 
 def guest_not_ready(server: Server, what: str) -> str | None:
@@ -246,6 +251,10 @@ class Action:
 
     def describe(self, params: Mapping[str, Any]) -> str:
         return self.title
+
+    def blocks(self, params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+        """Multi-line parameters the plan shows as blocks, line for line: (title, text)."""
+        return ()
 
     def notes(self, servers: list[Server], params: Mapping[str, Any]) -> list[str]:
         """Warnings for the plan about the servers it will write to (nothing by default)."""
@@ -385,10 +394,14 @@ class ExtensionInstall(_ExtensionAction):
         extra = f" --settings {_json_arg(settings)}" if settings else ""
         if params.get("protected_settings"):
             extra += " --protected-settings @protected.json"
+        automatic = call.body["properties"].get("enableAutomaticUpgrade")
         if target.kind is Kind.VM:
-            return _az_vm_extension_set(target, params) + extra
+            return _az_vm_extension_set(target, params) + (" --enable-auto-upgrade true" if automatic else "") + extra
+        # connectedmachine extension 4.0.0b1 (aaz, api 2026-06-16-preview) calls it --enable-automatic-upgrade
+        # (--enable-auto-upgrade was the name from 0.4.1 until the move to aaz)
         return (f"az connectedmachine extension create {_az_machine(target)} --name {_q(_ext_name(params))} "
                 f"--publisher {_q(spec.publisher)} --type {_q(spec.type)} --type-handler-version {_q(params['version'])} "
+                f"--auto-upgrade-minor-version true{' --enable-automatic-upgrade true' if automatic else ''} "
                 f"--location {_q(target.location)}{extra}")
 
     def describe(self, params):
@@ -519,14 +532,29 @@ class RunCommand(Action):
                     resource_path=path, expand="instanceView")
 
     def az(self, target, params):
-        group = "vm run-command create" if target.kind is Kind.VM else "connectedmachine run-command create"
-        cmd = (f"az {group} {_az_machine(target)} --name {_q(run_name(params))} --location {_q(target.location)} "
-               f"--script {_q(params['script'])} --timeout-in-seconds {params['timeout']}")
+        """The script is quoted as one bash word (newlines kept inside the quotes)."""
+        protected = list(params.get("protected_parameters") or [])
+        start = f"{_az_machine(target)} --name {_q(run_name(params))} --location {_q(target.location)}"
+        if target.kind is Kind.VM:
+            cmd = (f"az vm run-command create {start} --script {_q(params['script'])} "
+                   f"--timeout-in-seconds {params['timeout']}")
+            if params["parameters"]:
+                cmd += " --parameters " + " ".join(_q(f"{k}={v}") for k, v in params["parameters"].items())
+            if protected:
+                cmd += " --protected-parameters " + " ".join(_q(f"{k}={HIDDEN}") for k in protected)
+            return cmd
+        # connectedmachine extension 4.0.0b1 (aaz, api 2026-06-16-preview): the script goes in --source (the
+        # flat --script of the first versions is gone), parameters as a list of {name, value}
+        cmd = (f"az connectedmachine run-command create {start} --source {_json_arg({'script': params['script']})} "
+               f"--timeout-in-seconds {params['timeout']}")
         if params["parameters"]:
-            cmd += " --parameters " + " ".join(_q(f"{k}={v}") for k, v in params["parameters"].items())
-        if params.get("protected_parameters"):
-            cmd += " --protected-parameters " + " ".join(_q(f"{k}=<hidden>") for k in params["protected_parameters"])
+            cmd += " --parameters " + _json_arg([{"name": k, "value": v} for k, v in params["parameters"].items()])
+        if protected:
+            cmd += " --protected-parameters " + _json_arg([{"name": k, "value": HIDDEN} for k in protected])
         return cmd
+
+    def blocks(self, params):
+        return (("Script", params["script"]),)
 
     def describe(self, params):
         first = clean_text(params["script"].strip().splitlines()[0], limit=60)
@@ -561,7 +589,7 @@ class PatchAssess(Action):
 
     def az(self, target, params):
         group = "vm" if target.kind is Kind.VM else "connectedmachine"
-        return f"az {group} assess-patches --resource-group {_q(target.resource_group)} --name {_q(target.name)}"
+        return f"az {group} assess-patches {_az_named(target)}"
 
 
 class PatchInstall(Action):
@@ -619,8 +647,7 @@ class PatchInstall(Action):
                                   f"{where} before retrying (a second installation may reboot the server again)")
 
     def az(self, target, params):
-        base = f"--resource-group {_q(target.resource_group)} --name {_q(target.name)} " \
-               f"--maximum-duration {params['max_duration']} --reboot-setting {params['reboot']}"
+        base = f"{_az_named(target)} --maximum-duration {params['max_duration']} --reboot-setting {params['reboot']}"
         if target.kind is Kind.ARC:
             return f"az connectedmachine install-patches {base} --windows-parameters {_json_arg(self._windows(params))}"
         cmd = f"az vm install-patches {base} --classifications-to-include-win {' '.join(params['classifications'])}"
@@ -680,7 +707,7 @@ class Power(Action):
         return Arrival("absent")
 
     def az(self, target, params):
-        return f"az vm {self.verb} --resource-group {_q(target.resource_group)} --name {_q(target.name)}"
+        return f"az vm {self.verb} {_az_named(target)}"
 
 
 class Tags(Action):
@@ -785,7 +812,7 @@ class EnableIdentity(Action):
         return {**params, "user_assigned": "userassigned" in server.identity_type.lower()}
 
     def az(self, target, params):
-        return f"az vm identity assign --resource-group {_q(target.resource_group)} --name {_q(target.name)}"
+        return f"az vm identity assign {_az_named(target)}"
 
 
 _DCR_ID = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.Insights/dataCollectionRules/"

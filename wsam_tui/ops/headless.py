@@ -224,6 +224,10 @@ def print_plan(p: Plan, out: TextIO) -> None:
         print(f"  {t.target.name}: {t.call.method} {t.call.path}?api-version={t.call.api_version}{flag}", file=out)
     if len(p.targets) > SHOWN_TARGETS:
         print(f"  … and {len(p.targets) - SHOWN_TARGETS} more", file=out)
+    for title, text in p.blocks:
+        print(f"  {title}:", file=out)
+        for line in text.splitlines():
+            print(f"    | {clean_text(line.expandtabs(4))}", file=out)
     if p.targets and p.targets[0].call.body is not None:
         print("  body: " + json.dumps(p.targets[0].call.body, ensure_ascii=False)[:2000], file=out)
     for reason, group in p.skipped_by_reason().items():
