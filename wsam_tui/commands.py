@@ -82,7 +82,7 @@ async def export_command(args: argparse.Namespace) -> int:
             print(f"wsam-tui export: subscription {sub}: {source}: {message}", file=sys.stderr)
         if report.failures:
             exit_code = EXIT_PARTIAL
-    snapshot = inventory.load(args.subscription, evidence=args.output == "json")
+    text, snapshot = export.from_store(inventory, args.output, args.subscription)
     store.close()
     if not snapshot.subscriptions and args.offline:
         print("wsam-tui export: the local cache is empty; run once online first", file=sys.stderr)
@@ -90,12 +90,6 @@ async def export_command(args: argparse.Namespace) -> int:
     if args.offline:
         print(f"wsam-tui export: offline; data as of {snapshot.oldest.isoformat(timespec='seconds') if snapshot.oldest else 'never'} "
               f"({age_text(snapshot.oldest)})", file=sys.stderr)
-    if args.output == "json":
-        text = export.to_json(snapshot.servers, oldest=snapshot.oldest, newest=snapshot.newest)
-    elif args.output == "md":
-        text = export.to_markdown(snapshot.servers, oldest=snapshot.oldest)
-    else:
-        text = export.to_csv(snapshot.servers)
     if args.file:
         Path(args.file).write_text(text, encoding="utf-8")
     else:
