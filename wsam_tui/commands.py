@@ -40,6 +40,41 @@ class StderrProgress:
             print("\r\x1b[K", end="", file=sys.stderr, flush=True)
 
 
+def run_subcommand(args: argparse.Namespace) -> int:
+    """Every subcommand but `sim` goes through here: one contract for --demo (the demo's ARM, cache and journal,
+    as the console has them) and for a credential or endpoint that fails (a message and exit 5, no traceback)."""
+    import asyncio
+
+    from .fleet.model import clean_text
+    from .ops import headless
+
+    demo = None
+    try:
+        if args.demo or args.demo_reset:
+            if args.endpoint:
+                print(f"wsam-tui {args.command}: --demo serves its own ARM; it does not go with --endpoint", file=sys.stderr)
+                return EXIT_USAGE
+            from .console import start_demo
+
+            quiet_azure_logging()
+            needs_arm = not getattr(args, "offline", False) and getattr(args, "verb", "") not in ("list", "show")
+            demo = start_demo(args, serve=needs_arm)
+            for notice in demo.notices:
+                print(f"wsam-tui: {notice}", file=sys.stderr)
+            args.cache_dir, args.journal_dir = str(demo.store_dir), str(demo.journal_dir)
+            if demo.options is not None:
+                args.endpoint, args.ca_bundle = demo.options.endpoint, demo.options.ca_bundle
+        if args.command == "export":
+            return asyncio.run(export_command(args))
+        return headless.main(args)
+    except (CredentialError, EndpointError) as e:
+        print(f"wsam-tui {args.command}: {clean_text(e)}", file=sys.stderr)
+        return EXIT_CONNECT
+    finally:
+        for close in demo.closers if demo is not None else ():
+            close()
+
+
 async def export_command(args: argparse.Namespace) -> int:
     from . import export
 
@@ -63,10 +98,6 @@ async def export_command(args: argparse.Namespace) -> int:
         try:
             report = await inventory.refresh(conn, args.subscription, progress=progress.source,
                                              graph=not getattr(args, "no_graph", False))
-        except CredentialError as e:
-            progress.done()
-            print(f"wsam-tui export: {e}", file=sys.stderr)
-            return EXIT_CONNECT
         except ArmHttpError as e:
             progress.done()
             print(f"wsam-tui export: cannot list subscriptions: {e.describe()}", file=sys.stderr)

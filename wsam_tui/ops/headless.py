@@ -315,8 +315,13 @@ def print_job(job: JobRecord, out: TextIO, *, targets: bool = True) -> None:
     out.flush()
 
 
+def journal_of(args: argparse.Namespace) -> Journal:
+    """The journal of this run: the demo's with --demo (commands.run_subcommand sets it), else the user's."""
+    return Journal(getattr(args, "journal_dir", None))
+
+
 def show_jobs(args: argparse.Namespace, out: TextIO) -> int:
-    journal = Journal()
+    journal = journal_of(args)
     if args.verb == "list":
         any_job = False
         for job in journal.jobs():
@@ -355,8 +360,8 @@ async def _connect(args: argparse.Namespace):
 def _engine(conn, args: argparse.Namespace, readonly: bool, total: int):
     from .engine import Engine
 
-    return Engine(conn.transport, readonly=readonly, concurrency=max(1, getattr(args, "concurrency", 32)),
-                  on_event=Progress(total))
+    return Engine(conn.transport, journal=journal_of(args), readonly=readonly,
+                  concurrency=max(1, getattr(args, "concurrency", 32)), on_event=Progress(total))
 
 
 def _exit_for(job: JobRecord) -> int:
@@ -481,7 +486,7 @@ async def _jobs_drive(args: argparse.Namespace) -> int:
     from .gate import ReadOnlyError
     from .journal import JobBusyError
 
-    journal = Journal()
+    journal = journal_of(args)
     try:
         job = journal.load(args.job)
     except (OSError, ValueError) as e:
