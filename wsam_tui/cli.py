@@ -84,20 +84,18 @@ def add_connection_options(p: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "sim":
+        if args.demo or args.demo_reset:
+            print("wsam-tui sim: --demo is for the console and its commands; `wsam-tui sim` serves the demo fleet "
+                  "by default", file=sys.stderr)
+            return 2
         return run_sim(args)
-    if args.command == "export":
-        import asyncio
+    if args.command is None:
+        from .console import run_console
 
-        from .commands import export_command
+        return run_console(args)
+    from .commands import run_subcommand
 
-        return asyncio.run(export_command(args))
-    from .ops import headless
-
-    if headless.is_headless(args):
-        return headless.main(args)
-    from .console import run_console
-
-    return run_console(args)
+    return run_subcommand(args)
 
 
 def run_sim(args: argparse.Namespace) -> int:
