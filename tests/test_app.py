@@ -4,8 +4,10 @@ that refuses access)."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import json
 import subprocess
 
 import pytest
@@ -23,6 +25,7 @@ from tests.app_support import (
     wait_for,
 )
 from tests.fleetbuilder import SUB_A, SUB_B, scenario_fleet
+from wsam_tui.cli import main
 from wsam_tui.config import Settings
 from wsam_tui.fleet.model import Kind, State
 from wsam_tui.inventory import Inventory
@@ -527,6 +530,30 @@ async def test_export_command_writes_the_servers_shown(world, tmp_path):
         assert sorted(r["name"] for r in rows) == sorted(shown_names(app)) and len(rows) == 7
         await type_command(pilot, f"export xml {target}")
         assert any("Usage: :export" in n for n in notices(app))
+
+
+async def cli_export(store_dir, fmt: str, path) -> None:
+    argv = ["export", "--offline", "--cache-dir", str(store_dir), "-o", fmt, "-f", str(path)]
+    assert await asyncio.to_thread(main, argv) == 0  # its own event loop, as from a shell
+
+
+async def test_console_export_and_cli_export_write_the_same_file(world, tmp_path, monkeypatch):
+    _, store_dir, _, servers = world
+    monkeypatch.setenv("WSAM_CONFIG_DIR", str(tmp_path / "config"))
+    app = app_for(world)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        for fmt in ("json", "csv", "md"):
+            await type_command(pilot, f"export {fmt} {tmp_path / ('console.' + fmt)}")
+            await wait_for(pilot, lambda fmt=fmt: any(f"console.{fmt}" in n for n in notices(app)), what="the export")
+    for fmt in ("json", "csv", "md"):
+        await cli_export(store_dir, fmt, tmp_path / f"cli.{fmt}")
+        assert (tmp_path / f"console.{fmt}").read_text(encoding="utf-8") == (tmp_path / f"cli.{fmt}").read_text(
+            encoding="utf-8"), fmt
+    doc = json.loads((tmp_path / "console.json").read_text(encoding="utf-8"))
+    cells = [c for s in doc["servers"] for c in s["capabilities"].values()]
+    assert len(doc["servers"]) == len(servers)
+    assert sum(1 for c in cells if c["evidence"]) > len(cells) // 2, "the console's JSON carries the evidence"
 
 
 async def test_kql_command_online_offline_and_errors(world):

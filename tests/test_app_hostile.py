@@ -1,4 +1,4 @@
-"""The console on the hostile fleet (fixtures/hostile-fleet.json, served by the simulator): markup, escape
+"""The console on the hostile fleet (wsam_tui/sim/fleets/hostile-fleet.json, served by the simulator): markup, escape
 sequences, bidi controls, emoji and 10 kB tags show as text — minus control characters — in the table, the
 details pane and :kql answers; a click on `[@click=app.quit]` does nothing; no escape character reaches the
 terminal; and in a real terminal (tmux) the pane's title and colours stay the console's own."""
@@ -23,9 +23,9 @@ from tests.app_support import (
 from tests.tmux_support import SGR, Tmux, console_env, wsam_argv
 from wsam_tui.fleet.model import clean_text
 from wsam_tui.sim.fleetfile import load_fleet
-from wsam_tui.sim.run import FIXTURES
+from wsam_tui.sim.run import BUNDLED_FLEETS
 
-HOSTILE_FILE = FIXTURES / "hostile-fleet.json"
+HOSTILE_FILE = BUNDLED_FLEETS / "hostile-fleet.json"
 MACHINE_TYPES = ("microsoft.compute/virtualmachines", "microsoft.hybridcompute/machines")
 CONTROLS = {chr(c) for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
 MARKUP = "[@click=app.quit]click me[/]"

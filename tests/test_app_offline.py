@@ -3,6 +3,7 @@ cached view, says so and retries on `r`; a damaged cache or an empty one starts 
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,9 @@ from tests.app_support import (
     wait_for,
 )
 from tests.fleetbuilder import scenario_fleet
-from wsam_tui.inventory import ConnectOptions
+from tests.test_inventory import SERVER_TYPES
+from wsam_tui.inventory import ConnectOptions, Inventory
+from wsam_tui.store.cache import Store
 from wsam_tui.ui.app import HeaderBar, StatusLine
 
 pytestmark = pytest.mark.asyncio
@@ -136,3 +139,43 @@ async def test_empty_cache_offline_says_so(tmp_path):
         assert "0 shown · 0 marked · 0 total" in header(app)
         assert "as of never" in status(app)
 
+
+
+async def test_damaged_value_files_show_what_could_be_read_and_say_what_could_not(make_sim, tmp_path):
+    from wsam_tui.sim.fleetgen import generate_fleet
+
+    running = make_sim(generate_fleet(size=150, seed=5), throttle=False, graph_quota=False)
+    store_dir = tmp_path / "store"
+    newest = await fill_store(running, store_dir)  # big enough that chunks live in value files
+    running.stop()
+    before = Inventory(Store(store_dir)).load()
+    damaged = [p for p in store_dir.rglob("*.val")
+               if str(pickle.loads(p.read_bytes())[0].get("type")).lower() not in SERVER_TYPES]
+    assert damaged
+    for path in damaged:
+        path.write_bytes(b"not a pickle \x00\xff" * 10)
+    app = make_app(console_session(store_dir, offline=True), clock=fixed_clock(newest))
+    async with app.run_test(size=(200, 50), notifications=True) as pilot:
+        await loaded(pilot)
+        assert app.total == len(before.servers) > 0, "the servers' own rows were readable"
+        text = screen_text(app)
+        assert "cannot be read" in text and "Loading the fleet" not in text
+        assert any("cannot be read" in (cell.unknown_reason or "") for s in app.servers
+                   for cell in s.capabilities.values())
+
+
+async def test_a_load_that_fails_says_so_in_the_table_instead_of_loading_forever(filled, monkeypatch):
+    store_dir, newest, _ = filled
+    session = console_session(store_dir, offline=True)
+
+    def unreadable():
+        raise EOFError("Ran out of input")
+
+    monkeypatch.setattr(session, "load", unreadable)
+    app = make_app(session, clock=fixed_clock(newest))
+    async with app.run_test(size=(200, 50), notifications=True) as pilot:
+        await wait_for(pilot, lambda: not app.busy, 30, "the load to end")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "Cannot read the local cache" in text and "Ran out of input" in text
+        assert "Loading the fleet" not in text

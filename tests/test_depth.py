@@ -119,8 +119,9 @@ async def test_a_source_the_last_refresh_could_not_read_is_named_and_its_older_r
     inventory.store.put_error(SUB_A, Source.PATCH.value, "HTTP 429 RateLimiting: \x1b]0;x\x07too many", tenant=TENANT)
     after = cached_view(inventory, vm_id("web-01"))
     assert after.errors == {Source.PATCH: "HTTP 429 RateLimiting: too many"}
-    assert after.server.capabilities["updates"] == before.server.capabilities["updates"]
-    assert after.server.capabilities["updates"].state is not State.UNKNOWN
+    kept, was = after.server.capabilities["updates"], before.server.capabilities["updates"]
+    assert (kept.state, kept.summary) == (was.state, was.summary) and kept.state is not State.UNKNOWN
+    assert "stale" in kept.flags and "patch: last fetched" in kept.stale_reason and "too many" in kept.stale_reason
 
 
 async def test_two_threads_asking_at_once_index_the_subscription_once(scenario_sim, tmp_path):

@@ -18,7 +18,7 @@ import pytest
 
 from tests.tmux_support import SGR, Tmux, console_env, require_tmux, wsam_argv
 from wsam_tui.fleet.model import State
-from wsam_tui.sim.run import FIXTURES
+from wsam_tui.sim.run import DEMO_FLEET
 from wsam_tui.ui import glyphs as g
 
 AMA_PATH = "/extensions/azuremonitorwindowsagent"
@@ -43,7 +43,7 @@ def table_has_keys(screen: str) -> bool:
 def fleet_facts() -> tuple[set[str], set[str], set[str]]:
     """From the demo fleet file: (machines with a DCR association, machines ARM refuses extensions on,
     machines where the agent's install is accepted and then fails)."""
-    fleet = json.loads((FIXTURES / "demo-fleet.json").read_text(encoding="utf-8"))
+    fleet = json.loads(DEMO_FLEET.read_text(encoding="utf-8"))
     with_dcr, refused, fails = set(), set(), set()
     for r in fleet["resources"]:
         rid, rtype = r["id"].lower(), r["type"].lower()

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from tests.tmux_support import EXITED, SGR, Tmux, console_env, require_tmux, sgr_colours, wsam_argv
-from wsam_tui.sim.run import FIXTURES
+from wsam_tui.sim.run import DEMO_FLEET
 
 ARC_TYPE = "microsoft.hybridcompute/machines"
 MACHINE_TYPES = (ARC_TYPE, "microsoft.compute/virtualmachines")
@@ -19,7 +19,7 @@ MACHINE_TYPES = (ARC_TYPE, "microsoft.compute/virtualmachines")
 
 def demo_counts() -> tuple[int, int]:
     """(servers, Arc servers) in the bundled demo fleet, read from the fixture itself."""
-    fleet = json.loads((FIXTURES / "demo-fleet.json").read_text(encoding="utf-8"))
+    fleet = json.loads(DEMO_FLEET.read_text(encoding="utf-8"))
     types = [str(r.get("type", "")).lower() for r in fleet["resources"]]
     return sum(t in MACHINE_TYPES for t in types), types.count(ARC_TYPE)
 

@@ -22,7 +22,7 @@ from wsam_tui.sim.fleetgen import (
 from wsam_tui.sim.fleetgen import main as fleetgen_main
 from wsam_tui.sim.hostile import HOSTILE_STRINGS, hostile_fleet
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FLEETS = Path(__file__).resolve().parents[1] / "wsam_tui" / "sim" / "fleets"
 MACHINE_TYPES = (VM_TYPE, ARC_TYPE)
 THREE = {"on", "partial", "off"}
 TWO = {"on", "off"}
@@ -322,17 +322,17 @@ def test_the_rest_of_the_fleet_is_mixed_not_all_healthy() -> None:
 
 
 def test_demo_fixture_is_exactly_what_the_generator_writes() -> None:
-    path = FIXTURES / "demo-fleet.json"
+    path = FLEETS / "demo-fleet.json"
     assert path.read_bytes() == dumped(generate_fleet(320, 2026)), \
-        "fixtures/demo-fleet.json is stale: regenerate it (fixtures/README.md)"
+        "wsam_tui/sim/fleets/demo-fleet.json is stale: regenerate it (wsam_tui/sim/fleets/README.md)"
     fleet = load_fleet(path)
     assert len(machines(fleet)) >= 300 and len(fleet["subscriptions"]) >= 3 and len(fleet["tenants"]) == 2
 
 
 def test_hostile_fixture_is_exactly_what_hostile_fleet_writes() -> None:
-    path = FIXTURES / "hostile-fleet.json"
+    path = FLEETS / "hostile-fleet.json"
     assert path.read_bytes() == dumped(hostile_fleet()), \
-        "fixtures/hostile-fleet.json is stale: regenerate it (fixtures/README.md)"
+        "wsam_tui/sim/fleets/hostile-fleet.json is stale: regenerate it (wsam_tui/sim/fleets/README.md)"
     assert load_fleet(path) == hostile_fleet()
 
 

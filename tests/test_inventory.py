@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import pickle
 import stat
 
 import pytest
@@ -128,3 +129,116 @@ def test_resource_graph_quota_is_respected_not_hit(make_sim, tmp_path, capsys):
     graph_calls = [e for e in running.sim.log.entries if "resourcegraph" in e["path"].lower()]
     assert len(graph_calls) > 15
     assert not [e for e in graph_calls if e["status"] == 429]
+
+
+SERVER_TYPES = ("microsoft.compute/virtualmachines", "microsoft.hybridcompute/machines")
+
+
+def damage_value_files(cache, keep=lambda path: False) -> list:
+    """Overwrite diskcache's value files (every chunk of rows bigger than a few KB lives in one)."""
+    damaged = [p for p in sorted(cache.rglob("*.val")) if not keep(p)]
+    for path in damaged:
+        path.write_bytes(b"not a pickle \x00\xff" * 10)
+    return damaged
+
+
+def test_offline_export_of_a_cache_with_damaged_value_files_says_so_and_exits_4(make_sim, generated_fleet, tmp_path, capsys):
+    running = make_sim(generated_fleet)
+    cache = tmp_path / "cache"
+    assert export(capsys, running, cache, "-o", "csv")[0] == 0
+    running.stop()
+    assert damage_value_files(cache)
+    code, out, err = export(capsys, None, cache, "-o", "csv", "--offline")
+    assert code == 4, err
+    assert "Traceback" not in err and out == ""
+    assert "cannot be read" in err and "UnpicklingError" in err
+    assert "nothing in it could be read" in err
+
+
+def test_offline_export_keeps_what_a_partly_damaged_cache_still_holds(make_sim, generated_fleet, tmp_path, capsys):
+    running = make_sim(generated_fleet)
+    cache = tmp_path / "cache"
+    code, expected, _ = export(capsys, running, cache, "-o", "json")
+    assert code == 0
+    running.stop()
+    machines = {p for p in cache.rglob("*.val")
+                if str(pickle.loads(p.read_bytes())[0].get("type")).lower() in SERVER_TYPES}
+    # the chunks that hold the servers stay readable; every other value file is damaged
+    assert damage_value_files(cache, keep=lambda p: p in machines)
+    code, out, err = export(capsys, None, cache, "-o", "json", "--offline")
+    assert code == 3, err  # written, but some sources failed: their cells are unknown and stderr says why
+    assert "Traceback" not in err and "cannot be read" in err
+    servers = json.loads(out)["servers"]
+    assert {s["id"] for s in servers} == {s["id"] for s in json.loads(expected)["servers"]}
+    reasons = [c["unknownReason"] or "" for s in servers for c in s["capabilities"].values() if c["state"] == "unknown"]
+    assert any("cannot be read" in r for r in reasons)
+
+
+@pytest.mark.parametrize("seed", [6, 9])
+def test_a_malformed_reply_to_a_read_is_retried_like_a_5xx(make_sim, tmp_path, capsys, seed):
+    """Seeds 6 and 9 put a malformed answer of this fault mix on the first GET /subscriptions (any fleet size)."""
+    from wsam_tui.sim.fleetgen import generate_fleet
+
+    fleet = generate_fleet(size=150, seed=5)
+    calm = make_sim(fleet)
+    _, expected, _ = export(capsys, calm, tmp_path / "calm", "-o", "csv")
+    faulty = make_sim(fleet, faults="429:0.05,500:0.02,503:0.02,reset:0.01,malformed:0.01", seed=seed)
+    code, got, err = export(capsys, faulty, tmp_path / "faulty", "-o", "csv")
+    malformed = [e for e in faulty.sim.log.entries if e.get("fault") == "malformed"]
+    assert malformed and malformed[0]["path"] == "/subscriptions"
+    assert code == 0, err
+    assert rows_of(got) == rows_of(expected)
+
+
+def failing_source(monkeypatch, source):
+    """Resource Graph answers the query of ``source`` with a body that is not JSON, every time."""
+    from wsam_tui.arm import graph
+    from wsam_tui.arm.transport import ArmHttpError, ArmTransport
+
+    query = next(q.query for q in graph.QUERIES if q.source is source)
+    real_post = ArmTransport.post_json
+
+    async def post(self, path, body, params=None, **kwargs):
+        if isinstance(body, dict) and body.get("query") == query:
+            raise ArmHttpError(200, "MalformedResponse", "the response was not valid JSON (35 bytes)",
+                               method="POST", url=path)
+        return await real_post(self, path, body, params, **kwargs)
+
+    monkeypatch.setattr(ArmTransport, "post_json", post)
+
+
+def cells(text: str, capability: str) -> dict[str, dict]:
+    return {s["id"]: s["capabilities"][capability] for s in json.loads(text)["servers"] if capability in s["capabilities"]}
+
+
+def test_a_source_that_fails_after_a_success_keeps_the_last_known_cells_flagged_stale(
+        make_sim, generated_fleet, tmp_path, capsys, monkeypatch):
+    from wsam_tui.fleet.model import Source
+
+    running = make_sim(generated_fleet)
+    cache = tmp_path / "cache"
+    code, before, _ = export(capsys, running, cache, "-o", "json")
+    assert code == 0
+    counted = {sid for sid, c in cells(before, "policy").items() if "non-compliant polic" in c["summary"]}
+    assert counted, "the fleet has servers with non-compliant policy states"
+    failing_source(monkeypatch, Source.POLICY)
+    code, after, err = export(capsys, running, cache, "-o", "json")
+    assert code == 3 and "policy: HTTP 200 MalformedResponse" in err
+    old, new = cells(before, "policy"), cells(after, "policy")
+    for sid in old:
+        assert (new[sid]["state"], new[sid]["summary"]) == (old[sid]["state"], old[sid]["summary"]), "the last known state"
+        assert "stale" in new[sid]["flags"]
+        assert "policy" in new[sid]["staleReason"] and "not valid JSON" in new[sid]["staleReason"]
+    assert all("stale" not in c["flags"] for c in cells(after, "backup").values()), "other columns are fresh"
+
+
+def test_a_source_that_fails_with_no_last_state_makes_its_cells_unknown_with_the_reason(
+        make_sim, generated_fleet, tmp_path, capsys, monkeypatch):
+    from wsam_tui.fleet.model import Source
+
+    running = make_sim(generated_fleet)
+    failing_source(monkeypatch, Source.POLICY)
+    code, out, err = export(capsys, running, tmp_path / "cache", "-o", "json")
+    assert code == 3
+    for cell in cells(out, "policy").values():
+        assert cell["state"] == "unknown" and "policy: HTTP 200 MalformedResponse" in cell["unknownReason"]

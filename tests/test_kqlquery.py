@@ -243,10 +243,17 @@ async def test_a_malformed_resource_graph_answer_is_a_clear_error(make_sim):
 
     running = make_sim(scenario_fleet(), throttle=False, graph_quota=False, faults="malformed:1/POST")
     conn = await connection(running)
+
+    async def no_sleep(_seconds: float) -> None:
+        pass
+
+    conn.transport.sleep = no_sleep  # the backoff between attempts, skipped
     try:
         with pytest.raises(ArmHttpError) as info:
             await run_online(conn.transport, "resources | count", VISIBLE)
         assert info.value.code == "MalformedResponse"
+        sent = [e for e in running.sim.log.entries if e.get("fault") == "malformed"]
+        assert len(sent) == conn.transport.retry.max_attempts, "a query is a read: retried, within the same attempts"
     finally:
         await conn.close()
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
 from tests.fleetbuilder import arc_id, vm_id
 from tests.ops_support import connection, make_engine, servers_of, writes
+from wsam_tui.fleet.model import CapabilityState, State
 from wsam_tui.ops.catalog import ACTIONS
 from wsam_tui.ops.engine import group_outputs
 from wsam_tui.ops.gate import ReadOnlyError
@@ -243,8 +245,12 @@ async def test_read_only_refuses_the_action_at_the_gate(action_id, scenario_sim,
     try:
         servers = await servers_of(conn, tmp_path)
         name, params = SAMPLES[action_id]
-        assert plan(action_id, params, [servers[name]], readonly=True).targets == ()  # not offered
-        p = plan(action_id, params, [servers[name]])
+        server = servers[name]
+        if action_id == "monitor.remove-dcr":  # the scenario has no association: this row lists one to remove
+            monitor = CapabilityState("monitor", State.ON, "AzureMonitorWindowsAgent 1.2 Succeeded; 1 DCR: dcr-perf")
+            server = dataclasses.replace(server, capabilities={**server.capabilities, "monitor": monitor})
+        assert plan(action_id, params, [server], readonly=True).targets == ()  # not offered
+        p = plan(action_id, params, [server])
         assert len(p.targets) == 1, p.skipped
         engine = make_engine(conn, tmp_path, readonly=True)
         with pytest.raises(ReadOnlyError):
@@ -318,3 +324,28 @@ async def test_a_job_is_resumed_only_against_the_arm_it_was_started_on(scenario_
     finally:
         await conn.close()
         await elsewhere.close()
+
+
+async def test_add_tags_never_changes_a_value_and_change_tags_shows_old_to_new(ops, scenario_sim, tmp_path):
+    conn, servers, engine = ops  # web-00 and web-01 carry env=prod; fs-00 has no tags
+    web01 = dict(doc(scenario_sim, vm_id("web-01")), tags={"env": "prod", "owner": "dba"})
+    scenario_sim.call(lambda: scenario_sim.state.put(web01))
+    servers = await servers_of(conn, tmp_path, "with-owner")
+    p, done, _ = await run(engine, servers, ["web-00", "web-01", "fs-00"], "tags.add", {"tags": ["env=test", "owner=ops"]})
+    assert [(s.target.name, s.reason) for s in p.skipped] == [
+        ("web-01", "already has env, owner (Add never changes a value: use Change tags)")]
+    bodies = {t.target.name: t.call.body["properties"]["tags"] for t in p.targets}
+    assert bodies == {"web-00": {"owner": "ops"}, "fs-00": {"env": "test", "owner": "ops"}}
+    assert "env not added on 1 server(s) that already have it (Add never changes a value: use Change tags): " \
+           "web-00 (env=prod)" in p.notes
+    assert {t.state for t in done.values()} == {"succeeded"}
+    assert doc(scenario_sim, vm_id("web-00"))["tags"] == {"env": "prod", "owner": "ops"}, "the value is as planned"
+    assert doc(scenario_sim, arc_id("fs-00"))["tags"] == {"env": "test", "owner": "ops"}
+
+    servers = await servers_of(conn, tmp_path, "after-add")
+    p, done, _ = await run(engine, servers, ["web-00", "web-01", "fs-00"], "tags.change", {"tags": ["env=test"]})
+    assert [(s.target.name, s.reason) for s in p.skipped] == [("fs-00", "tags already have these values")]
+    assert "env: prod → test on 2 server(s): web-00, web-01" in p.notes
+    assert {t.state for t in done.values()} == {"succeeded"}
+    assert doc(scenario_sim, vm_id("web-00"))["tags"] == {"env": "test", "owner": "ops"}
+    assert doc(scenario_sim, vm_id("web-01"))["tags"] == {"env": "test", "owner": "dba"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import ssl
 
@@ -14,7 +15,7 @@ from tests.test_ops_resume import endpoint
 from tests.test_sim_durable import SimProcess
 from wsam_tui.cli import main
 from wsam_tui.depth import action_effect, record_effects, store_effects
-from wsam_tui.fleet.model import State
+from wsam_tui.fleet.model import CapabilityState, State
 from wsam_tui.ops.catalog import ActionError, dcr_association_name
 from wsam_tui.ops.engine import JobEvent
 from wsam_tui.ops.plan import plan
@@ -124,13 +125,34 @@ async def test_associate_then_remove_on_both_kinds_and_the_monitor_cell_turns_on
     assert [(s.reason) for s in p.skipped] == ["already associated with this rule"] and len(writes(dcr_sim)) == before
     events.clear()
     p, done = await run(conn, tmp_path, servers, ["web-00", "fs-01"], "monitor.remove-dcr", events=events)
-    assert {t.state for t in done.values()} == {"succeeded"}  # fs-01 had none: ARM's 204, nothing lost
+    # fs-01 has no association at all (its Monitor cell lists every rule it has): skipped, nothing sent to it
+    assert [(s.target.name, s.reason) for s in p.skipped] == [("fs-01", "not associated with this rule")]
+    assert [e["method"] for e in writes(dcr_sim)[-1:]] == ["DELETE"] and len(writes(dcr_sim)) == before + 1
+    assert {t.state for t in done.values()} == {"succeeded"} and set(done) == {"web-00"}
     assert dcr_sim.call(lambda: dcr_sim.state.get(f"{vm_id('web-00')}{ASSOC}/{name}")) is None
     (event,) = [e for e in events if e.state == "succeeded" and e.target_id.lower() == vm_id("web-00").lower()]
     effect = await action_effect(conn.transport, "monitor.remove-dcr", event.target_id, event.resource,
                                  done["web-00"].call.resource_path)
     (record,) = record_effects(inventory, [effect])
     assert record.capabilities["monitor"].state is State.PARTIAL
+
+
+def test_remove_is_sent_where_the_monitor_cell_cannot_tell_every_rule(fleet):
+    _, _, servers = fleet
+
+    def with_monitor(name, state, summary):
+        caps = {**servers[name].capabilities, "monitor": CapabilityState("monitor", state, summary)}
+        return dataclasses.replace(servers[name], capabilities=caps)
+
+    chosen = [with_monitor("web-00", State.ON, "AzureMonitorWindowsAgent 1.2 Succeeded; 4 DCRs: a, b, c"),
+              with_monitor("web-01", State.UNKNOWN, "unknown: dcrAssociations: 403 AuthorizationFailed"),
+              with_monitor("web-02", State.ON, "AzureMonitorWindowsAgent 1.2 Succeeded; 2 DCRs: a, dcr-perf"),
+              with_monitor("web-03", State.ON, "AzureMonitorWindowsAgent 1.2 Succeeded; 3 DCRs: a, b, c"),
+              with_monitor("web-04", State.PARTIAL, "AzureMonitorWindowsAgent 1.2 Succeeded; no DCR association")]
+    p = plan("monitor.remove-dcr", {"rule": RULE}, chosen)
+    assert [t.target.name for t in p.targets] == ["web-00", "web-01", "web-02"]
+    assert [(s.target.name, s.reason) for s in p.skipped] == [("web-03", "not associated with this rule"),
+                                                               ("web-04", "not associated with this rule")]
 
 
 def servers_by_id(servers):

@@ -114,3 +114,17 @@ async def test_a_protected_subscription_or_many_targets_need_the_typed_count(ops
     assert many.confirm_required
     scoped = plan("tags.add", {"tags": ["owner=ops"]}, few, readonly_subscriptions=[SUB_A])
     assert [s.reason for s in scoped.skipped] == ["read-only scope (subscription is read-only)"]
+
+
+async def test_windows_admin_center_installs_on_a_vm_and_its_column_turns_on(ops, tmp_path):
+    conn, servers = ops
+    assert servers["web-01"].capabilities["wac"].state.value == "off"
+    p = plan("extension.install", {"extension": "wac"}, [servers["web-01"], servers["fs-01"]])
+    assert p.skipped == () and len(p.targets) == 2
+    vm_cmd = next(c for c in p.az_commands if c.startswith("az vm extension set"))
+    assert "--name AdminCenter" in vm_cmd and "--publisher Microsoft.AdminCenter" in vm_cmd
+    job = await make_engine(conn, tmp_path).run(p)
+    assert {t.state for t in job.targets.values()} == {"succeeded"}
+    after = await servers_of(conn, tmp_path, "after")
+    assert after["web-01"].capabilities["wac"].state.value == "on"
+    assert after["fs-01"].capabilities["wac"].state.value == "on"

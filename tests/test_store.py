@@ -215,3 +215,26 @@ def test_a_source_failing_midway_keeps_its_rows_and_records_the_error(make_sim, 
             assert "the third page broke" in (m.error or "")
     assert len(Inventory(store).load().servers) == 150
 
+
+
+@pytest.mark.parametrize("damage", [b"not a pickle", b"", None], ids=["garbage", "truncated", "missing"])
+def test_a_chunk_that_cannot_be_read_costs_only_its_source_until_a_refresh_replaces_it(tmp_path, damage):
+    store = Store(tmp_path / "store")
+    def big(source: str) -> list[dict]:  # bigger than diskcache keeps inline: a value file of its own
+        return [{"name": f"vm-{i}", "blob": f"{source}-{i}-" + "x" * 400} for i in range(200)]
+
+    store.put_rows(SUB, "policy", big("policy"))
+    store.put_rows(SUB, "machines", big("machines"))
+    [policy_file] = [p for p in (tmp_path / "store").rglob("*.val") if b"policy-0-" in p.read_bytes()]
+    if damage is None:
+        policy_file.unlink()
+    else:
+        policy_file.write_bytes(damage)
+    reader = Store(tmp_path / "store")
+    manifests = {m.source: m for m in reader.manifests([SUB])}
+    assert reader.rows_of(manifests["policy"]) == []
+    assert "cannot be read" in reader.damaged[(SUB, "policy")]
+    assert any("policy rows" in n and "cannot be read" in n for n in reader.notices)
+    assert len(reader.rows_of(manifests["machines"])) == 200, "the other source is still read"
+    reader.put_rows(SUB, "policy", rows("fresh"))
+    assert names(reader.rows(SUB, "policy")) == ["fresh"] and not reader.damaged

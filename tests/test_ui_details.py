@@ -341,3 +341,18 @@ async def test_the_pane_wraps_to_the_width_it_is_drawn_at_whatever_the_order(ord
         subscription = next(i for i, line in enumerate(lines) if line.startswith("  Subscription"))
         continued = lines[subscription + 1]  # the id does not fit beside its label: it goes on under itself
         assert continued.startswith(" " * 18) and continued.strip() and SUB_A.endswith(continued.strip())
+
+
+async def test_a_cell_whose_source_failed_since_its_last_fetch_says_stale_and_why():
+    ctx = context(CACHED_AT)
+    failed = "HTTP 200 MalformedResponse: the response was not valid JSON (35 bytes)"
+    sources = {**ctx.sources, (SUB_A.lower(), Source.EXTENSIONS): SourceStatus(fetched_at=CACHED_AT, error=failed)}
+    server = build_server(web_raw(), replace(ctx, sources=sources))
+    view = ServerView(server=server, source="cache", as_of=CACHED_AT, errors={})
+    app = PaneApp(lambda pane: pane.show_view(view, now=NOW))
+    async with app.run_test(size=(100, 200)) as pilot:
+        await pilot.pause()
+        shown = screen_text(app)
+        assert "Monitor" in shown and "AzureMonitorWindowsAgent" in shown, "the last known state stays"
+        assert "why stale" in shown and "extensions: last fetched" in shown and "not valid JSON" in shown
+        assert server.capabilities["monitor"].state is not State.UNKNOWN and "stale" in server.capabilities["monitor"].flags

@@ -84,20 +84,18 @@ def add_connection_options(p: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "sim":
+        if args.demo or args.demo_reset:
+            print("wsam-tui sim: --demo is for the console and its commands; `wsam-tui sim` serves the demo fleet "
+                  "by default", file=sys.stderr)
+            return 2
         return run_sim(args)
-    if args.command == "export":
-        import asyncio
+    if args.command is None:
+        from .console import run_console
 
-        from .commands import export_command
+        return run_console(args)
+    from .commands import run_subcommand
 
-        return asyncio.run(export_command(args))
-    from .ops import headless
-
-    if headless.is_headless(args):
-        return headless.main(args)
-    from .console import run_console
-
-    return run_console(args)
+    return run_subcommand(args)
 
 
 def run_sim(args: argparse.Namespace) -> int:
@@ -164,6 +162,15 @@ def run_sim(args: argparse.Namespace) -> int:
               f"({source})", flush=True)
         print(f"BASE_URL={running.base_url}", flush=True)
         print(f"CA_BUNDLE={running.ca_path}", flush=True)
+        # the sign-in settings carry the simulator's client secret: a private file beside the CA, not stdout
+        sign_in = sim.identity.environment(running.base_url) | {"REQUESTS_CA_BUNDLE": str(running.ca_path)}
+        env_file = Path(running.ca_path).parent / "identity.env"
+        fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.writelines(f"{k}={v}\n" for k, v in sign_in.items())
+        print(f"AZURE_TENANT_ID={sign_in['AZURE_TENANT_ID']}", flush=True)
+        print(f"AZURE_CLIENT_ID={sign_in['AZURE_CLIENT_ID']}", flush=True)
+        print(f"IDENTITY_ENV={env_file}", flush=True)
         if args.dump_fleet:
             print(f"FLEET_FILE={Path(args.dump_fleet).resolve()}", flush=True)
         print("Serving until interrupted (Ctrl-C).", flush=True)

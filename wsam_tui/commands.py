@@ -40,6 +40,41 @@ class StderrProgress:
             print("\r\x1b[K", end="", file=sys.stderr, flush=True)
 
 
+def run_subcommand(args: argparse.Namespace) -> int:
+    """Every subcommand but `sim` goes through here: one contract for --demo (the demo's ARM, cache and journal,
+    as the console has them) and for a credential or endpoint that fails (a message and exit 5, no traceback)."""
+    import asyncio
+
+    from .fleet.model import clean_text
+    from .ops import headless
+
+    demo = None
+    try:
+        if args.demo or args.demo_reset:
+            if args.endpoint:
+                print(f"wsam-tui {args.command}: --demo serves its own ARM; it does not go with --endpoint", file=sys.stderr)
+                return EXIT_USAGE
+            from .console import start_demo
+
+            quiet_azure_logging()
+            needs_arm = not getattr(args, "offline", False) and getattr(args, "verb", "") not in ("list", "show")
+            demo = start_demo(args, serve=needs_arm)
+            for notice in demo.notices:
+                print(f"wsam-tui: {notice}", file=sys.stderr)
+            args.cache_dir, args.journal_dir = str(demo.store_dir), str(demo.journal_dir)
+            if demo.options is not None:
+                args.endpoint, args.ca_bundle = demo.options.endpoint, demo.options.ca_bundle
+        if args.command == "export":
+            return asyncio.run(export_command(args))
+        return headless.main(args)
+    except (CredentialError, EndpointError) as e:
+        print(f"wsam-tui {args.command}: {clean_text(e)}", file=sys.stderr)
+        return EXIT_CONNECT
+    finally:
+        for close in demo.closers if demo is not None else ():
+            close()
+
+
 async def export_command(args: argparse.Namespace) -> int:
     from . import export
 
@@ -50,6 +85,7 @@ async def export_command(args: argparse.Namespace) -> int:
     required = tuple(args.required_tag) or settings.required_tags
     inventory = Inventory(store, required_tags=required, stale_after_days=settings.stale_after_days)
     exit_code = EXIT_OK
+    told = len(store.notices)
     for notice in [*settings.problems, *store.notices]:
         print(f"wsam-tui: {notice}", file=sys.stderr)
     if not args.offline:
@@ -63,10 +99,6 @@ async def export_command(args: argparse.Namespace) -> int:
         try:
             report = await inventory.refresh(conn, args.subscription, progress=progress.source,
                                              graph=not getattr(args, "no_graph", False))
-        except CredentialError as e:
-            progress.done()
-            print(f"wsam-tui export: {e}", file=sys.stderr)
-            return EXIT_CONNECT
         except ArmHttpError as e:
             progress.done()
             print(f"wsam-tui export: cannot list subscriptions: {e.describe()}", file=sys.stderr)
@@ -82,20 +114,22 @@ async def export_command(args: argparse.Namespace) -> int:
             print(f"wsam-tui export: subscription {sub}: {source}: {message}", file=sys.stderr)
         if report.failures:
             exit_code = EXIT_PARTIAL
-    snapshot = inventory.load(args.subscription, evidence=args.output == "json")
+    text, snapshot = export.from_store(inventory, args.output, args.subscription)
     store.close()
+    for notice in store.notices[told:]:  # what could not be read (damaged values): their cells are unknown
+        print(f"wsam-tui: {notice}", file=sys.stderr)
+    if store.damaged and args.offline:
+        if not snapshot.servers:
+            print("wsam-tui export: the local cache is damaged and nothing in it could be read; "
+                  "run once online to fill it again", file=sys.stderr)
+            return EXIT_NO_DATA
+        exit_code = EXIT_PARTIAL
     if not snapshot.subscriptions and args.offline:
         print("wsam-tui export: the local cache is empty; run once online first", file=sys.stderr)
         return EXIT_NO_DATA
     if args.offline:
         print(f"wsam-tui export: offline; data as of {snapshot.oldest.isoformat(timespec='seconds') if snapshot.oldest else 'never'} "
               f"({age_text(snapshot.oldest)})", file=sys.stderr)
-    if args.output == "json":
-        text = export.to_json(snapshot.servers, oldest=snapshot.oldest, newest=snapshot.newest)
-    elif args.output == "md":
-        text = export.to_markdown(snapshot.servers, oldest=snapshot.oldest)
-    else:
-        text = export.to_csv(snapshot.servers)
     if args.file:
         Path(args.file).write_text(text, encoding="utf-8")
     else:

@@ -21,6 +21,7 @@ import logging
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .arm.common import quiet_azure_logging
@@ -33,36 +34,59 @@ from .store.cache import Store, default_store_dir
 DEMO_LRO_SECONDS = 3.0
 
 
+@dataclass
+class Demo:
+    """Where a --demo run keeps its things, and its simulated ARM (when started)."""
+
+    store_dir: Path
+    journal_dir: Path
+    options: ConnectOptions | None = None  # None: not started (offline, or a command that needs no ARM)
+    closers: list = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+
+def start_demo(args: argparse.Namespace, *, serve: bool) -> Demo:
+    """The demo's cache, journal and (with ``serve``) simulated ARM: for the console and every subcommand."""
+    reset = bool(getattr(args, "demo_reset", False))
+    store_dir = Path(args.cache_dir) if args.cache_dir else cache_dir() / "demo"
+    demo = Demo(store_dir, state_dir() / "demo" / "jobs")
+    if reset:
+        _set_aside(demo.journal_dir, demo.notices)
+    if serve:
+        from .sim.run import create_durable_simulator, demo_fleet, demo_fleet_id, start_in_thread
+
+        lro_seconds = _demo_lro_seconds(demo.notices)
+        sim = create_durable_simulator(store_dir.parent / "demo-arm", demo_fleet, fleet_id=demo_fleet_id(),
+                                       reset=reset, lro_seconds=lro_seconds,
+                                       request_log=os.environ.get("WSAM_DEMO_REQUEST_LOG") or None)
+        demo.notices.extend(sim.durable.notices)
+        ca_dir = _private_dir(store_dir.parent / "demo-ca")
+        port = sim.durable.saved_port()
+        try:  # the port of the last run: the journal's operation URLs name it
+            running = start_in_thread(sim, port=port, ca_dir=ca_dir)
+        except OSError as e:
+            demo.notices.append(f"The demo's simulated ARM could not serve on its port {port} again ({e.strerror or e}); "
+                                "jobs of an earlier session cannot follow the operations they started.")
+            running = start_in_thread(sim, ca_dir=ca_dir)
+        sim.durable.save_port(running.port)
+        demo.closers.extend([running.stop, sim.durable.close])
+        demo.options = ConnectOptions(endpoint=running.base_url, ca_bundle=str(running.ca_path))
+    return demo
+
+
 def build_session(args: argparse.Namespace) -> FleetSession:
     settings = load_settings()
     readonly = bool(args.readonly or settings.readonly)
-    reset = bool(getattr(args, "demo_reset", False))
-    args.demo = bool(args.demo or reset)  # --demo-reset implies --demo
+    args.demo = bool(args.demo or getattr(args, "demo_reset", False))  # --demo-reset implies --demo
     notices: list[str] = []
     closers = []
     options: ConnectOptions | None = None
+    demo: Demo | None = None
     if args.demo:
-        store_dir = Path(args.cache_dir) if args.cache_dir else cache_dir() / "demo"
-        source = "demo fleet (simulator)"
-        if not args.offline:  # --demo --offline: the demo's cache, no simulator
-            from .sim.run import create_durable_simulator, demo_fleet, demo_fleet_id, start_in_thread
-
-            lro_seconds = _demo_lro_seconds(notices)
-            sim = create_durable_simulator(store_dir.parent / "demo-arm", demo_fleet, fleet_id=demo_fleet_id(),
-                                           reset=reset, lro_seconds=lro_seconds,
-                                           request_log=os.environ.get("WSAM_DEMO_REQUEST_LOG") or None)
-            notices.extend(sim.durable.notices)
-            ca_dir = _private_dir(store_dir.parent / "demo-ca")
-            port = sim.durable.saved_port()
-            try:  # the port of the last run: the journal's operation URLs name it
-                running = start_in_thread(sim, port=port, ca_dir=ca_dir)
-            except OSError as e:
-                notices.append(f"The demo's simulated ARM could not serve on its port {port} again ({e.strerror or e}); "
-                               "jobs of an earlier session cannot follow the operations they started.")
-                running = start_in_thread(sim, ca_dir=ca_dir)
-            sim.durable.save_port(running.port)
-            closers.extend([running.stop, sim.durable.close])
-            options = ConnectOptions(endpoint=running.base_url, ca_bundle=str(running.ca_path))
+        demo = start_demo(args, serve=not args.offline)  # --demo --offline: the demo's cache, no simulator
+        store_dir, options, source = demo.store_dir, demo.options, "demo fleet (simulator)"
+        notices.extend(demo.notices)
+        closers.extend(demo.closers)
     else:
         store_dir = Path(args.cache_dir) if args.cache_dir else default_store_dir()
         if args.endpoint:
@@ -82,11 +106,8 @@ def build_session(args: argparse.Namespace) -> FleetSession:
                        subscriptions=tuple(args.subscription), notices=notices + list(store.notices))
     session = FleetSession(inventory, options, info)
     session.closers.extend(closers)
-    if args.demo:
-        jobs = state_dir() / "demo" / "jobs"
-        if reset:
-            _set_aside(jobs, session.info.notices)
-        session.journal = Journal(jobs)
+    if demo is not None:
+        session.journal = Journal(demo.journal_dir)
     return session
 
 

@@ -37,7 +37,7 @@ from .arm.transport import ArmTransport
 from .fleet.assemble import assemble
 from .fleet.capabilities import build_server, kind_of
 from .fleet.model import FleetContext, Kind, RawServer, Server, Source, SourceStatus, clean_text
-from .inventory import Inventory, subscription_of
+from .inventory import Inventory, source_status, subscription_of
 from .store.cache import CHUNK
 
 __all__ = ["ActionEffect", "ServerView", "SubscriptionCache", "action_effect", "cached_view", "fresh_view",
@@ -178,11 +178,11 @@ class SubscriptionCache:
         common: dict[Source, list[dict]] = {}
         for source, m in sorted(manifests, key=lambda sm: sm[0] is not Source.MACHINES):
             if m.subscription == subscription:
+                status = source_status(m)
+                if status is not None:
+                    statuses[(subscription, source)] = status
                 if m.fetched_at is not None:
-                    statuses[(subscription, source)] = SourceStatus(fetched_at=m.fetched_at)
                     fetched.append(m.fetched_at)
-                elif m.error:
-                    statuses[(subscription, source)] = SourceStatus(error=clean_text(m.error, limit=300))
                 if m.error:
                     errors[source] = clean_text(m.error, limit=300)
             if m.fetched_at is None:

@@ -63,7 +63,9 @@ def derive_in_shares(request: dict, n: int) -> Snapshot:
         out, _ = child.communicate()
         if child.returncode != 0:
             raise RuntimeError(f"a deriving process failed (exit code {child.returncode})")
-        servers.extend(pickle.loads(out).servers)
+        theirs = pickle.loads(out)
+        servers.extend(theirs.servers)
+        mine.notices.extend(n for n in theirs.notices if n not in mine.notices)  # e.g. rows that cannot be read
     servers.sort(key=lambda s: (s.name.lower(), s.id.lower()))
     mine.servers = servers
     return mine

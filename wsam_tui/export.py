@@ -7,13 +7,35 @@ import io
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from .fleet.capabilities import CATALOG
 from .fleet.model import Server, State, clean_text
 
+if TYPE_CHECKING:
+    from .inventory import Inventory, Snapshot
+
 GLYPH = {State.ON: "●", State.PARTIAL: "◐", State.OFF: "○", State.NOT_APPLICABLE: "·", State.UNKNOWN: "?"}
 BASE_COLUMNS = ("id", "name", "kind", "subscriptionId", "tenantId", "resourceGroup", "location", "osName", "osVersion",
                 "state", "agentVersion", "coverage")
+
+
+def from_store(inventory: Inventory, fmt: str, subscriptions: Sequence[str] = (), *,
+               ids: Sequence[str] | None = None) -> tuple[str, Snapshot]:
+    """The export of the store's servers (of ``ids`` only, in that order, when given) and the snapshot it was
+    made from: the one path of `wsam-tui export` and the console's :export. Read from the store, not from
+    the table's rows: JSON carries each cell's evidence, which the table does not keep."""
+    snapshot = inventory.load(subscriptions, evidence=fmt == "json")
+    if ids is not None:
+        order = {i.lower(): n for n, i in enumerate(ids)}
+        snapshot.servers = sorted((s for s in snapshot.servers if s.id.lower() in order), key=lambda s: order[s.id.lower()])
+    if fmt == "json":
+        text = to_json(snapshot.servers, oldest=snapshot.oldest, newest=snapshot.newest)
+    elif fmt == "md":
+        text = to_markdown(snapshot.servers, oldest=snapshot.oldest)
+    else:
+        text = to_csv(snapshot.servers)
+    return text, snapshot
 
 
 def _base(s: Server) -> dict:
@@ -33,6 +55,7 @@ def to_json(servers: Sequence[Server], *, oldest: datetime | None, newest: datet
                 "summary": s.capabilities[c.id].summary,
                 "flags": list(s.capabilities[c.id].flags),
                 "unknownReason": s.capabilities[c.id].unknown_reason,
+                "staleReason": s.capabilities[c.id].stale_reason,
                 "evidence": [
                     {"source": e.source.value, "documentId": e.document_id, "field": e.field, "value": e.value,
                      "fetchedAt": e.fetched_at.isoformat() if e.fetched_at else None}

@@ -20,7 +20,7 @@ from .arm.graph import QUERIES, SourceResult, fetch_sources, unflatten_machine
 from .fleet.assemble import assemble
 from .fleet.capabilities import build_server
 from .fleet.model import Server, Source, SourceStatus, clean_text
-from .store.cache import CHUNK, Store
+from .store.cache import CHUNK, Manifest, Store
 
 if TYPE_CHECKING:
     from .arm.transport import ArmTransport
@@ -306,19 +306,26 @@ class Inventory:
                 source = Source(m.source)
             except ValueError:
                 continue
+            status = source_status(m)
+            if status is not None:
+                statuses[(m.subscription, source)] = status
             if m.fetched_at is not None:
-                statuses[(m.subscription, source)] = SourceStatus(fetched_at=m.fetched_at)
                 fetched.append(m.fetched_at)
                 by_sub.setdefault(m.subscription, []).append((source, m))
-            elif m.error:
-                statuses[(m.subscription, source)] = SourceStatus(error=clean_text(m.error, limit=300))
         # Rules, workspaces and File Sync servers serve machines of any subscription: read them once.
         fleet_wide = {Source.DCRS, Source.FILE_SYNC}
         shared_rows: dict[Source, list[dict]] = {s: [] for s in fleet_wide}
+        def rows_of(source: Source, m) -> list[dict]:
+            rows = self.store.rows_of(m)
+            damage = self.store.damaged.get((m.subscription, m.source))
+            if damage:  # its cells say why they are unknown, rather than change with the rows lost
+                statuses[(m.subscription, source)] = SourceStatus(error=damage)
+            return rows
+
         for entries in by_sub.values():
             for source, m in entries:
                 if source in fleet_wide:
-                    shared_rows[source].extend(self.store.rows_of(m))
+                    shared_rows[source].extend(rows_of(source, m))
         # The rest one subscription at a time, so memory peaks at one subscription's raw rows.
         when = now or datetime.now(UTC)
         shared: dict = {}
@@ -327,7 +334,7 @@ class Inventory:
             rows: dict[Source, list[dict]] = dict(shared_rows)
             for source, m in entries:
                 if source not in fleet_wide:
-                    rows[source] = self.store.rows_of(m)
+                    rows[source] = rows_of(source, m)
             if not rows.get(Source.MACHINES):
                 continue
             raw, ctx = assemble(rows, sources=statuses, now=when, required_tags=self.required_tags,
@@ -337,6 +344,15 @@ class Inventory:
         servers.sort(key=lambda s: (s.name.lower(), s.id.lower()))
         return Snapshot(servers=servers, subscriptions=subs_meta, oldest=min(fetched, default=None),
                         newest=max(fetched, default=None), notices=list(self.store.notices))
+
+
+def source_status(m: Manifest) -> SourceStatus | None:
+    """What a source's manifest says: fetched, failed, or failed since it was last fetched (``stale``:
+    its rows are the last known state, and the cells read from them say so)."""
+    error = clean_text(m.error, limit=300) if m.error else None
+    if m.fetched_at is None and error is None:
+        return None
+    return SourceStatus(fetched_at=m.fetched_at, error=error)
 
 
 def _share(by_sub: dict[str, list], k: int, n: int) -> list[list]:

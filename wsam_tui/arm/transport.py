@@ -262,7 +262,17 @@ class ArmTransport:
             else:
                 self._observe_budget(subscription, kind, resp.headers)
             if resp.status_code < 400:
-                return resp
+                if not (idempotent and _json_cut_short(resp)):
+                    return resp
+                # A read answered with a body that is not JSON (cut short): sent again, as a 5xx would be.
+                if attempt < self.retry.max_attempts:
+                    delay = self._backoff(attempt) * (1 + random.uniform(0, self.retry.jitter))
+                    self.stats["retries"] += 1
+                    scope = self._scope(subscription, is_graph)
+                    self._emit("retry", scope, delay, f"retrying in {delay:.1f} s: a malformed reply from {scope}")
+                    await self.sleep(delay)
+                    continue
+                return resp  # out of attempts: parse_json says why
             right = wrong_tenant_challenge(resp) if not tenant_learned else None
             if right and right != (tenant or "").lower():
                 # A subscription the map did not know (a depth read before the first refresh): ARM's
@@ -342,9 +352,25 @@ def retry_after_seconds(headers: httpx.Headers) -> float | None:
     return None
 
 
+_PARSED = "wsam.json"  # resp.extensions key: the body as ``_json_cut_short`` parsed it (parsed once)
+
+
+def _json_cut_short(resp: httpx.Response) -> bool:
+    """A JSON reply whose body does not parse; the parsed body is kept for ``parse_json``."""
+    if not resp.content or "json" not in resp.headers.get("content-type", "json").lower():
+        return False
+    try:
+        resp.extensions[_PARSED] = resp.json()
+    except ValueError:
+        return True
+    return False
+
+
 def parse_json(resp: httpx.Response, method: str, url: str) -> Any:
     if not resp.content:
         return None
+    if _PARSED in resp.extensions:
+        return resp.extensions[_PARSED]
     try:
         return resp.json()
     except ValueError:

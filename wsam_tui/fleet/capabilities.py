@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -1230,7 +1230,7 @@ def _cap(id: str, group: Group, label: str, short: str, applies_to: frozenset[Ki
 
 S = Source
 CATALOG: tuple[Capability, ...] = (
-    _cap("policy", Group.GOVERN, "Policy guest configuration", "Pol", BOTH, (S.GUEST_CONFIGURATION, S.EXTENSIONS),
+    _cap("policy", Group.GOVERN, "Policy guest configuration", "Pol", BOTH, (S.GUEST_CONFIGURATION, S.EXTENSIONS, S.POLICY),
          "Azure Policy guest configuration assignments audit settings inside the server, and their compliance.", _policy),
     _cap("tags", Group.GOVERN, "Tags", "Tag", BOTH, (S.MACHINES,),
          "The required tags are present with non-empty values.", _tags),
@@ -1244,7 +1244,7 @@ CATALOG: tuple[Capability, ...] = (
          "The server is replicated by Site Recovery and its replication health is Normal.", _siterecovery),
     _cap("confidential", Group.PROTECT, "Confidential computing", "CVM", VM_ONLY, (S.MACHINES,),
          "The VM is a confidential VM (securityProfile.securityType ConfidentialVM).", _confidential),
-    _cap("updates", Group.CONFIGURE, "Update management", "Upd", BOTH, (S.MACHINES, S.PATCH),
+    _cap("updates", Group.CONFIGURE, "Update management", "Upd", BOTH, (S.MACHINES, S.PATCH, S.MAINTENANCE),
          "Update Manager assesses the server periodically and it has no pending critical/security updates or reboot.", _updates),
     _cap("changetracking", Group.CONFIGURE, "Change tracking & inventory", "Chg", BOTH,
          (S.EXTENSIONS, S.DCR_ASSOCIATIONS, S.DCRS),
@@ -1284,12 +1284,25 @@ def _missing_reason(view: _View, cap: Capability) -> str | None:
     reasons = []
     for source in cap.sources:
         status = view.status(source)
+        if status.stale:
+            continue  # its last rows decide, flagged (``_stale_reason``)
         if source in PER_SERVER_SOURCES:
             if status.error:
                 reasons.append(f"{source.value}: {status.error}")
             continue
         if not status.ok:
             reasons.append(f"{source.value}: {status.error or 'not fetched'}")
+    return "; ".join(reasons) if reasons else None
+
+
+def _stale_reason(view: _View, cap: Capability) -> str | None:
+    reasons = []
+    for source in cap.sources:
+        status = view.status(source)
+        if status.stale:
+            assert status.fetched_at is not None
+            when = _utc(status.fetched_at).strftime("%Y-%m-%d %H:%M UTC")
+            reasons.append(f"{source.value}: last fetched {when}, failed since: {status.error}")
     return "; ".join(reasons) if reasons else None
 
 
@@ -1312,6 +1325,11 @@ def _evaluate(view: _View) -> dict[str, CapabilityState]:
             except Exception as e:
                 reason = f"could not read the documents ({type(e).__name__})"
                 out[cap.id] = _result(cap.id, State.UNKNOWN, [reason], unknown_reason=reason)
+        stale = _stale_reason(view, cap)
+        if stale is not None:  # never a silent change: the last known state, saying so
+            cell = out[cap.id]
+            out[cap.id] = replace(cell, flags=(*cell.flags, "stale"),
+                                  stale_reason=clean_text(stale, limit=SUMMARY_LIMIT))
     return out
 
 
@@ -1323,11 +1341,10 @@ def evaluate(raw: RawServer, ctx: FleetContext) -> dict[str, CapabilityState]:
 
 def _compact(state: CapabilityState, shared: dict) -> CapabilityState:
     """The same cell without its evidence, shared between servers whose cells read alike."""
-    key = (state.capability, state.state, state.summary, state.unknown_reason, state.flags)
+    key = (state.capability, state.state, state.summary, state.unknown_reason, state.flags, state.stale_reason)
     found = shared.get(key)
     if found is None:
-        found = shared[key] = CapabilityState(state.capability, state.state, state.summary, (), state.unknown_reason,
-                                              state.flags)
+        found = shared[key] = replace(state, evidence=())
     return found
 
 

@@ -101,6 +101,7 @@ class CapabilityState:
     evidence: tuple[Evidence, ...] = ()
     unknown_reason: str | None = None  # for UNKNOWN: "not fetched", "no access (403 AuthorizationFailed)", …
     flags: tuple[str, ...] = ()  # e.g. ("legacy-mma",), ("reboot-pending",), ("stale-assessment",)
+    stale_reason: str | None = None  # flag "stale": the last known state; a source failed since (which, why)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,11 @@ class SourceStatus:
     @property
     def ok(self) -> bool:
         return self.fetched_at is not None and self.error is None
+
+    @property
+    def stale(self) -> bool:
+        """Failed since it was last fetched: its rows are the last known state."""
+        return self.fetched_at is not None and self.error is not None
 
 
 @dataclass(slots=True)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from ..fleet.model import Kind, Server, clean_text
+from ..fleet.model import Kind, Server, State, clean_text
 
 API = {"vm": "2024-07-01", "arc": "2024-07-10", "arc-runcommand": "2025-01-13", "tags": "2021-04-01"}
 HIDDEN = "<hidden>"  # what plans, the journal and the audit log show in place of a secret
@@ -35,6 +35,7 @@ REBOOT_SETTINGS = ("IfRequired", "Never", "Always")
 _ISO_DURATION = re.compile(r"^PT(?=\d)(\d+H)?(\d+M)?$")
 _KB = re.compile(r"^(KB)?\d{4,8}$", re.IGNORECASE)
 _TAG_KEY_FORBIDDEN = set("<>%&\\?/")
+_NOTE_NAMES = 10  # servers a plan note names before "… and N more"
 
 
 class ActionError(ValueError):
@@ -112,7 +113,6 @@ class ExtensionSpec:
 
 BOTH = frozenset({Kind.VM, Kind.ARC})
 VM_ONLY = frozenset({Kind.VM})
-ARC_ONLY = frozenset({Kind.ARC})
 
 # Publisher/type/version from the built-in DeployIfNotExists policies (research/arm-api.md §11).
 EXTENSIONS: dict[str, ExtensionSpec] = {s.key: s for s in (
@@ -123,7 +123,7 @@ EXTENSIONS: dict[str, ExtensionSpec] = {s.key: s for s in (
                   note="onboarding package comes from Defender for Servers"),
     ExtensionSpec("aadlogin", "Entra ID login", "Microsoft.Azure.ActiveDirectory", "AADLoginForWindows", "1.0",
                   "AADLoginForWindows", VM_ONLY, note="Arc support is not confirmed"),
-    ExtensionSpec("wac", "Windows Admin Center", "Microsoft.AdminCenter", "AdminCenter", "0.0", "AdminCenter", ARC_ONLY,
+    ExtensionSpec("wac", "Windows Admin Center", "Microsoft.AdminCenter", "AdminCenter", "0.0", "AdminCenter", BOTH,
                   {"port": "6516"}),
     ExtensionSpec("changetracking", "Change Tracking", "Microsoft.Azure.ChangeTrackingAndInventory", "ChangeTracking-Windows",
                   "2.0", "ChangeTracking-Windows", BOTH, automatic_upgrade=True, note="needs the Azure Monitor agent and a DCR"),
@@ -183,9 +183,14 @@ def _json_arg(value: Any) -> str:
     return _q(json.dumps(value, separators=(",", ":")))
 
 
+def _az_named(target: Target, flag: str = "--name") -> str:
+    """A resource named by group and name: with its subscription, so the command cannot pick another one's
+    group of the same name (the CLI would use its default subscription)."""
+    return f"--subscription {_q(target.subscription_id)} --resource-group {_q(target.resource_group)} {flag} {_q(target.name)}"
+
+
 def _az_machine(target: Target) -> str:
-    flag = "--vm-name" if target.kind is Kind.VM else "--machine-name"
-    return f"--resource-group {_q(target.resource_group)} {flag} {_q(target.name)}"
+    return _az_named(target, "--vm-name" if target.kind is Kind.VM else "--machine-name")
 
 
 def guest_not_ready(server: Server, what: str) -> str | None:
@@ -246,6 +251,10 @@ class Action:
 
     def describe(self, params: Mapping[str, Any]) -> str:
         return self.title
+
+    def blocks(self, params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+        """Multi-line parameters the plan shows as blocks, line for line: (title, text)."""
+        return ()
 
     def notes(self, servers: list[Server], params: Mapping[str, Any]) -> list[str]:
         """Warnings for the plan about the servers it will write to (nothing by default)."""
@@ -385,10 +394,14 @@ class ExtensionInstall(_ExtensionAction):
         extra = f" --settings {_json_arg(settings)}" if settings else ""
         if params.get("protected_settings"):
             extra += " --protected-settings @protected.json"
+        automatic = call.body["properties"].get("enableAutomaticUpgrade")
         if target.kind is Kind.VM:
-            return _az_vm_extension_set(target, params) + extra
+            return _az_vm_extension_set(target, params) + (" --enable-auto-upgrade true" if automatic else "") + extra
+        # connectedmachine extension 4.0.0b1 (aaz, api 2026-06-16-preview) calls it --enable-automatic-upgrade
+        # (--enable-auto-upgrade was the name from 0.4.1 until the move to aaz)
         return (f"az connectedmachine extension create {_az_machine(target)} --name {_q(_ext_name(params))} "
                 f"--publisher {_q(spec.publisher)} --type {_q(spec.type)} --type-handler-version {_q(params['version'])} "
+                f"--auto-upgrade-minor-version true{' --enable-automatic-upgrade true' if automatic else ''} "
                 f"--location {_q(target.location)}{extra}")
 
     def describe(self, params):
@@ -519,14 +532,29 @@ class RunCommand(Action):
                     resource_path=path, expand="instanceView")
 
     def az(self, target, params):
-        group = "vm run-command create" if target.kind is Kind.VM else "connectedmachine run-command create"
-        cmd = (f"az {group} {_az_machine(target)} --name {_q(run_name(params))} --location {_q(target.location)} "
-               f"--script {_q(params['script'])} --timeout-in-seconds {params['timeout']}")
+        """The script is quoted as one bash word (newlines kept inside the quotes)."""
+        protected = list(params.get("protected_parameters") or [])
+        start = f"{_az_machine(target)} --name {_q(run_name(params))} --location {_q(target.location)}"
+        if target.kind is Kind.VM:
+            cmd = (f"az vm run-command create {start} --script {_q(params['script'])} "
+                   f"--timeout-in-seconds {params['timeout']}")
+            if params["parameters"]:
+                cmd += " --parameters " + " ".join(_q(f"{k}={v}") for k, v in params["parameters"].items())
+            if protected:
+                cmd += " --protected-parameters " + " ".join(_q(f"{k}={HIDDEN}") for k in protected)
+            return cmd
+        # connectedmachine extension 4.0.0b1 (aaz, api 2026-06-16-preview): the script goes in --source (the
+        # flat --script of the first versions is gone), parameters as a list of {name, value}
+        cmd = (f"az connectedmachine run-command create {start} --source {_json_arg({'script': params['script']})} "
+               f"--timeout-in-seconds {params['timeout']}")
         if params["parameters"]:
-            cmd += " --parameters " + " ".join(_q(f"{k}={v}") for k, v in params["parameters"].items())
-        if params.get("protected_parameters"):
-            cmd += " --protected-parameters " + " ".join(_q(f"{k}=<hidden>") for k in params["protected_parameters"])
+            cmd += " --parameters " + _json_arg([{"name": k, "value": v} for k, v in params["parameters"].items()])
+        if protected:
+            cmd += " --protected-parameters " + _json_arg([{"name": k, "value": HIDDEN} for k in protected])
         return cmd
+
+    def blocks(self, params):
+        return (("Script", params["script"]),)
 
     def describe(self, params):
         first = clean_text(params["script"].strip().splitlines()[0], limit=60)
@@ -561,7 +589,7 @@ class PatchAssess(Action):
 
     def az(self, target, params):
         group = "vm" if target.kind is Kind.VM else "connectedmachine"
-        return f"az {group} assess-patches --resource-group {_q(target.resource_group)} --name {_q(target.name)}"
+        return f"az {group} assess-patches {_az_named(target)}"
 
 
 class PatchInstall(Action):
@@ -619,8 +647,7 @@ class PatchInstall(Action):
                                   f"{where} before retrying (a second installation may reboot the server again)")
 
     def az(self, target, params):
-        base = f"--resource-group {_q(target.resource_group)} --name {_q(target.name)} " \
-               f"--maximum-duration {params['max_duration']} --reboot-setting {params['reboot']}"
+        base = f"{_az_named(target)} --maximum-duration {params['max_duration']} --reboot-setting {params['reboot']}"
         if target.kind is Kind.ARC:
             return f"az connectedmachine install-patches {base} --windows-parameters {_json_arg(self._windows(params))}"
         cmd = f"az vm install-patches {base} --classifications-to-include-win {' '.join(params['classifications'])}"
@@ -680,7 +707,7 @@ class Power(Action):
         return Arrival("absent")
 
     def az(self, target, params):
-        return f"az vm {self.verb} --resource-group {_q(target.resource_group)} --name {_q(target.name)}"
+        return f"az vm {self.verb} {_az_named(target)}"
 
 
 class Tags(Action):
@@ -707,18 +734,51 @@ class Tags(Action):
                 raise ActionError(f"the value of tag {k!r} is longer than 256 characters")
         return {"tags": tags}
 
+    _KEEP = "Add never changes a value: use Change tags"
+
+    def _sent(self, server: Server, params: Mapping[str, Any]) -> dict[str, str]:
+        """The tags this server is sent: Add leaves out the keys it already has (their values are kept)."""
+        tags = params["tags"]
+        if self.operation != "add":
+            return dict(tags)
+        return {k: v for k, v in tags.items() if k not in server.tags}
+
     def skip_reason(self, server, params):
         tags = params["tags"]
         current = dict(server.tags)
         if self.operation == "remove":
             return None if any(k in current for k in tags) else "has none of these tags"
-        if self.operation == "add" and all(k in current for k in tags):
-            return "already has these tags (use change to set new values)"
+        if self.operation == "add" and not self._sent(server, params):
+            return f"already has {', '.join(tags)} ({self._KEEP})"
         if all(current.get(k) == v for k, v in tags.items()):
             return "tags already have these values"
         if len({**current, **tags}) > 50:
             return "would exceed 50 tags"
         return None
+
+    def target_params(self, server, params):
+        return {**params, "tags": self._sent(server, params)}
+
+    def notes(self, servers, params):
+        """Add: each key kept where it already has a value; Change: each value it changes, old → new."""
+        if self.operation == "remove":
+            return []
+        groups: dict[tuple[str, str], list[str]] = {}
+        for server in servers:
+            for key, value in params["tags"].items():
+                old = server.tags.get(key)
+                if self.operation == "add" and old is not None:
+                    groups.setdefault((key, ""), []).append(f"{server.name} ({key}={old})")
+                elif self.operation == "change" and old is not None and old != value:
+                    groups.setdefault((key, f"{old} → {value}"), []).append(server.name)
+        out = []
+        for (key, change), names in groups.items():
+            shown = ", ".join(names[:_NOTE_NAMES]) + (f" … and {len(names) - _NOTE_NAMES} more" if len(names) > _NOTE_NAMES else "")
+            if change:
+                out.append(f"{key}: {change} on {len(names)} server(s): {shown}")
+            else:
+                out.append(f"{key} not added on {len(names)} server(s) that already have it ({self._KEEP}): {shown}")
+        return out
 
     def request(self, target, params, secrets=None):
         body = {"operation": "Delete" if self.operation == "remove" else "Merge", "properties": {"tags": params["tags"]}}
@@ -752,7 +812,7 @@ class EnableIdentity(Action):
         return {**params, "user_assigned": "userassigned" in server.identity_type.lower()}
 
     def az(self, target, params):
-        return f"az vm identity assign --resource-group {_q(target.resource_group)} --name {_q(target.name)}"
+        return f"az vm identity assign {_az_named(target)}"
 
 
 _DCR_ID = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.Insights/dataCollectionRules/"
@@ -766,14 +826,39 @@ def dcr_association_name(rule_id: str) -> str:
     return f"{rule_id.rstrip('/').rsplit('/', 1)[-1]}-association"
 
 
-def associated_rules(server: Server) -> set[str]:
-    """The lower-case names of the rules the Monitor cell lists for this server (its first three)."""
+def _rule_name(rule_id: str) -> str:
+    return rule_id.rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+def _listed_rules(server: Server) -> tuple[int, set[str]] | None:
+    """(how many rules the Monitor cell counts, the lower-case names it lists: its first three), or None when
+    the cell names no rule."""
     cap = server.capabilities.get("monitor")
     for part in (cap.summary if cap is not None else "").split("; "):
         head, sep, names = part.partition(": ")
-        if sep and re.fullmatch(r"\d+ DCRs?", head):
-            return {n.strip().lower() for n in names.split(",") if n.strip()}
-    return set()
+        count = re.fullmatch(r"(\d+) DCRs?", head)
+        if sep and count:
+            return int(count.group(1)), {n.strip().lower() for n in names.split(",") if n.strip()}
+    return None
+
+
+def associated_rules(server: Server) -> set[str]:
+    """The lower-case names of the rules the Monitor cell lists for this server (its first three)."""
+    listed = _listed_rules(server)
+    return listed[1] if listed else set()
+
+
+def every_associated_rule(server: Server) -> set[str] | None:
+    """Every rule the server is associated with, when its Monitor cell tells them all (it was read, and it
+    counts no more rules than it names); None when it cannot tell."""
+    cap = server.capabilities.get("monitor")
+    if cap is None or cap.state in (State.UNKNOWN, State.NOT_APPLICABLE) or cap.summary.endswith("…"):
+        return None
+    listed = _listed_rules(server)
+    if listed is None:
+        return set()
+    count, names = listed
+    return names if count == len(names) else None
 
 
 class _DcrAction(Action):
@@ -805,7 +890,7 @@ class AssociateDcr(_DcrAction):
     id, title = "monitor.associate-dcr", "Associate a data collection rule"
 
     def skip_reason(self, server, params):
-        if dcr_association_name(params["rule"]).removesuffix("-association").lower() in associated_rules(server):
+        if _rule_name(params["rule"]) in associated_rules(server):
             return "already associated with this rule"
         return super().skip_reason(server, params)
 
@@ -828,10 +913,16 @@ class AssociateDcr(_DcrAction):
 
 
 class RemoveDcr(_DcrAction):
-    """DELETE the association; sent even where the cell lists no such rule (it names only three, and a
-    DELETE of an absent association is a harmless 204)."""
+    """DELETE the association. Skipped where the Monitor cell tells every rule and this is not one; sent where
+    it cannot tell (it names three at most; a DELETE of an absent association is a harmless 204)."""
 
     id, title = "monitor.remove-dcr", "Remove a data collection rule association"
+
+    def skip_reason(self, server, params):
+        rules = every_associated_rule(server)
+        if rules is not None and _rule_name(params["rule"]) not in rules:
+            return "not associated with this rule"
+        return super().skip_reason(server, params)
 
     def request(self, target, params, secrets=None):
         path = self._path(target, params)

@@ -224,6 +224,10 @@ def print_plan(p: Plan, out: TextIO) -> None:
         print(f"  {t.target.name}: {t.call.method} {t.call.path}?api-version={t.call.api_version}{flag}", file=out)
     if len(p.targets) > SHOWN_TARGETS:
         print(f"  … and {len(p.targets) - SHOWN_TARGETS} more", file=out)
+    for title, text in p.blocks:
+        print(f"  {title}:", file=out)
+        for line in text.splitlines():
+            print(f"    | {clean_text(line.expandtabs(4))}", file=out)
     if p.targets and p.targets[0].call.body is not None:
         print("  body: " + json.dumps(p.targets[0].call.body, ensure_ascii=False)[:2000], file=out)
     for reason, group in p.skipped_by_reason().items():
@@ -311,8 +315,13 @@ def print_job(job: JobRecord, out: TextIO, *, targets: bool = True) -> None:
     out.flush()
 
 
+def journal_of(args: argparse.Namespace) -> Journal:
+    """The journal of this run: the demo's with --demo (commands.run_subcommand sets it), else the user's."""
+    return Journal(getattr(args, "journal_dir", None))
+
+
 def show_jobs(args: argparse.Namespace, out: TextIO) -> int:
-    journal = Journal()
+    journal = journal_of(args)
     if args.verb == "list":
         any_job = False
         for job in journal.jobs():
@@ -351,8 +360,8 @@ async def _connect(args: argparse.Namespace):
 def _engine(conn, args: argparse.Namespace, readonly: bool, total: int):
     from .engine import Engine
 
-    return Engine(conn.transport, readonly=readonly, concurrency=max(1, getattr(args, "concurrency", 32)),
-                  on_event=Progress(total))
+    return Engine(conn.transport, journal=journal_of(args), readonly=readonly,
+                  concurrency=max(1, getattr(args, "concurrency", 32)), on_event=Progress(total))
 
 
 def _exit_for(job: JobRecord) -> int:
@@ -477,7 +486,7 @@ async def _jobs_drive(args: argparse.Namespace) -> int:
     from .gate import ReadOnlyError
     from .journal import JobBusyError
 
-    journal = Journal()
+    journal = journal_of(args)
     try:
         job = journal.load(args.job)
     except (OSError, ValueError) as e:

@@ -45,6 +45,7 @@ class Plan:
     readonly: bool
     secret_names: tuple[str, ...] = ()  # which secret parameters the job needs at dispatch (values never kept)
     notes: tuple[str, ...] = field(default_factory=tuple)
+    blocks: tuple[tuple[str, str], ...] = ()  # multi-line parameters shown line for line: (title, text)
 
     @property
     def az_commands(self) -> list[str]:
@@ -118,6 +119,7 @@ def plan(action_id: str, params: Mapping[str, Any], servers: Sequence[Server], *
         id=pid, action=act.id, title=act.describe(full), params=public, targets=tuple(targets), skipped=tuple(skipped),
         confirm_required=bool(targets) and (len(targets) > threshold or protected), confirm_text=str(len(targets)),
         readonly=readonly, secret_names=tuple(k for k in act.secret_params if full.get(k)), notes=tuple(notes),
+        blocks=act.blocks(public),
     )
 
 

@@ -165,22 +165,53 @@ def stable_guid(*parts: str) -> str:
 
 
 def metadata_endpoints(sim: Simulator, ctx: Ctx) -> Reply:
-    """The document Azure Stack Hub serves and `az cloud register` reads for custom clouds."""
-    return Reply(200, {
-        "galleryEndpoint": f"{ctx.base_url}/",
-        "graphEndpoint": f"{ctx.base_url}/",
-        "portalEndpoint": f"{ctx.base_url}/",
-        "resourceManager": f"{ctx.base_url}/",
-        "authentication": {
-            "loginEndpoint": f"{ctx.base_url}/",
-            "audiences": [sim.audience],
+    """The cloud's endpoints document, in the format the api-version asks for: from 2022-09-01 the one object
+    current az and SDKs read (`az cloud register --endpoint-resource-manager`; research/arm-metadata-endpoints.md
+    lists the keys az reads), from 2019-05-01 a list of clouds (``ARM_CLOUD_METADATA_URL``), before that the
+    Azure Stack Hub document. Every endpoint is on the simulator's own address; suffixes are under .localhost."""
+    base = ctx.base_url
+    simulator = {"acceptsAnyToken": not sim.state.config.tokens_per_tenant, "audience": sim.audience,
+                 "tenants": [t.get("tenantId") for t in sim.state.tenants]}
+    if ctx.api_version < "2019-05-01":
+        return Reply(200, {
+            "galleryEndpoint": f"{base}/", "graphEndpoint": f"{base}/", "portalEndpoint": f"{base}/",
+            "resourceManager": f"{base}/",
+            "authentication": {"loginEndpoint": f"{base}/", "audiences": [sim.audience]},
+            "wsamSimulator": simulator,
+        })
+    cloud = {
+        "name": "WsamSimulator",
+        "portal": f"{base}/portal",
+        "authentication": {"loginEndpoint": f"{base}/", "audiences": [sim.audience, "https://management.core.windows.net/"],
+                           "tenant": "common", "identityProvider": "AAD"},
+        "media": f"{base}/media",
+        "graphAudience": f"{base}/graph/",
+        "graph": f"{base}/graph/",
+        "batch": f"{base}/batch/",
+        "resourceManager": f"{base}/",
+        "vmImageAliasDoc": f"{base}/vmImageAliasDoc",
+        "activeDirectoryDataLake": f"{base}/datalake/",
+        "sqlManagement": f"{base}/sql/",
+        "gallery": f"{base}/gallery/",
+        "microsoftGraphResourceId": f"{base}/graph/",
+        "appInsightsResourceId": f"{base}/appinsights",
+        "appInsightsTelemetryChannelResourceId": f"{base}/appinsights/v2/track",
+        "attestationResourceId": f"{base}/attestation",
+        "synapseAnalyticsResourceId": f"{base}/synapse",
+        "logAnalyticsResourceId": f"{base}/loganalytics",
+        "ossrdbmsResourceId": f"{base}/ossrdbms",
+        "suffixes": {
+            "azureDataLakeStoreFileSystem": "datalake.localhost", "acrLoginServer": "acr.localhost",
+            "sqlServerHostname": "sql.localhost", "azureDataLakeAnalyticsCatalogAndJob": "datalakeanalytics.localhost",
+            "keyVaultDns": "vault.localhost", "storage": "storage.localhost", "azureFrontDoorEndpointSuffix": "afd.localhost",
+            "storageSyncEndpointSuffix": "afs.localhost", "mhsmDns": "managedhsm.localhost",
+            "mysqlServerEndpoint": "mysql.localhost", "postgresqlServerEndpoint": "postgres.localhost",
+            "mariadbServerEndpoint": "mariadb.localhost", "synapseAnalytics": "synapse.localhost",
+            "attestationEndpoint": "attest.localhost",
         },
-        "wsamSimulator": {
-            "acceptsAnyToken": not sim.state.config.tokens_per_tenant,
-            "audience": sim.audience,
-            "tenants": [t.get("tenantId") for t in sim.state.tenants],
-        },
-    })
+        "wsamSimulator": simulator,
+    }
+    return Reply(200, cloud if ctx.api_version >= "2022-09-01" else [cloud])
 
 
 def list_tenants(sim: Simulator, ctx: Ctx) -> Reply:

@@ -7,6 +7,7 @@ import hashlib
 import signal
 import sys
 import tempfile
+from importlib import resources
 from pathlib import Path
 
 from .durable import DurableState
@@ -16,27 +17,23 @@ from .state import SimConfig, SimState
 from .throttle import ArmThrottle, GraphQuota
 
 DEMO_SIZE, DEMO_SEED = 320, 2026
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+# Package data (in the wheel and the sdist), read through importlib.resources so that an installed copy finds them
+# as a checkout does; fleets/README.md says how each file is generated.
+BUNDLED_FLEETS = resources.files(__package__) / "fleets"
+DEMO_FLEET = BUNDLED_FLEETS / "demo-fleet.json"
 
 
 def demo_fleet() -> dict:
-    """The bundled demo fleet; generated with the same seed when the file is not beside the package."""
-    path = FIXTURES / "demo-fleet.json"
-    if path.is_file():
-        from .fleetfile import load_fleet
+    """The bundled demo fleet (generated_fleet(size=DEMO_SIZE, seed=DEMO_SEED), kept as a file for a fast start)."""
+    from .fleetfile import load_fleet
 
-        return load_fleet(path)
-    from .fleetgen import generate_fleet
-
-    return generate_fleet(size=DEMO_SIZE, seed=DEMO_SEED)
+    with DEMO_FLEET.open("rb") as f:
+        return load_fleet(f)
 
 
 def demo_fleet_id() -> str:
     """Names the demo fleet's version: a saved demo state made from another version is not replayed on it."""
-    path = FIXTURES / "demo-fleet.json"
-    if path.is_file():
-        return "demo:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    return f"demo:generated:{DEMO_SIZE}:{DEMO_SEED}"
+    return "demo:" + hashlib.sha256(DEMO_FLEET.read_bytes()).hexdigest()[:16]
 
 
 def create_simulator(

@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from .faults import FaultInjector
+from .identity import Identity, TokenRejected
 from .state import SimState, sub_rg_of
 from .throttle import ArmThrottle, GraphQuota, hhmmss
 
@@ -140,6 +141,7 @@ class Simulator:
         self.log = request_log or RequestLog(None)
         self.durable = durable
         self.audience = audience
+        self.identity = Identity.for_tenants(state.tenants)
         self.router = Router()
         handlers.register(self.router)
         self.graph_snapshots: dict[str, tuple[float, list, list]] = {}
@@ -158,7 +160,7 @@ class Simulator:
         correlation = request.headers.get("x-ms-correlation-request-id") or str(uuid.uuid4())
         client_rid = request.headers.get("x-ms-client-request-id")
         method = request.method.upper()
-        path = request.path
+        path = "/" + request.path.lstrip("/")  # az glues "URL/" + "/metadata/endpoints"
         query = {k.lower(): v for k, v in request.query.items()}
         headers: dict[str, str] = {
             "x-ms-request-id": request_id,
@@ -196,6 +198,10 @@ class Simulator:
             if self.latency_ms:
                 await asyncio.sleep(self.latency_ms / 1000)
             self.state.advance()
+            if self.identity.handles(path):  # Entra's endpoints: its own shapes, no ARM faults or throttling
+                response = await self.identity.handle(request, f"{request.scheme}://{request.host}")
+                status = response.status
+                return response
             is_control = path.lower().startswith("/_sim/")
             is_metadata = path.lower().startswith("/metadata/")
             if not (is_control or is_metadata):
@@ -271,12 +277,24 @@ class Simulator:
 
     def _check_tenant(self, token: str, ctx: Ctx) -> None:
         """``simulation.access.tokensPerTenant``: as in Azure, a token is issued for one tenant and reads
-        only that tenant's subscriptions (and those delegated to it). Test tokens name their tenant:
-        ``wsam-tenant:<tenantId>``."""
-        if not token.lower().startswith(TENANT_TOKEN_PREFIX):
-            raise ArmError(401, "InvalidAuthenticationToken",
-                           f"The access token is invalid: this fleet wants a token per tenant ('{TENANT_TOKEN_PREFIX}<tenantId>').")
-        tenant = token[len(TENANT_TOKEN_PREFIX):].strip().lower()
+        only that tenant's subscriptions (and those delegated to it). The tenant is the ``tid`` of a token the
+        simulator's identity endpoint issued (its signature checked, as ARM does), or the one a test token
+        names: ``wsam-tenant:<tenantId>``."""
+        if token.lower().startswith(TENANT_TOKEN_PREFIX):
+            tenant = token[len(TENANT_TOKEN_PREFIX):].strip().lower()
+        else:
+            try:
+                claims = self.identity.verify(token)
+            except TokenRejected as e:
+                raise ArmError(401, "InvalidAuthenticationToken", f"The access token is invalid: {e}.") from e
+            audience = str(claims.get("aud", "")).rstrip("/")
+            if audience not in {self.audience.rstrip("/"), "https://management.core.windows.net",
+                                "https://management.azure.com"}:
+                raise ArmError(401, "InvalidAuthenticationToken",
+                               f"The access token has been obtained for wrong audience or resource '{claims.get('aud')}'. "
+                               f"It should exactly match with one of the allowed audiences '{self.audience}', "
+                               "'https://management.core.windows.net/'.")
+            tenant = str(claims.get("tid", "")).lower()
         if tenant not in {str(t.get("tenantId", "")).lower() for t in self.state.tenants}:
             raise ArmError(401, "InvalidAuthenticationTokenTenant",
                            f"The access token is from an unknown issuer 'https://sts.windows.net/{tenant}/'.")

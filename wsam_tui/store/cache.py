@@ -9,6 +9,10 @@ A source's rows are written chunk by chunk as they arrive (``SourceWriter``: a R
 time, so a refresh never holds a whole source in memory), under a fresh generation; its manifest,
 written last, switches readers to the new generation at once, and only then are the old chunks
 deleted. A refresh that fails or stops midway leaves the previous rows readable.
+
+A value that cannot be read (a damaged or missing value file: unpickling fails, the file is truncated)
+costs only its own (subscription, source): it reads as failed, with the reason in ``damaged`` and a
+notice, and the next refresh of that source replaces it.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ CHUNK = 1000
 HARD_EXPIRE_S = 30 * 24 * 3600  # the last known state stays browsable offline for a month
 
 T = TypeVar("T")
+_UNREADABLE = object()  # what ``Store._get`` returns for a value that cannot be read
 
 
 @contextlib.contextmanager
@@ -76,6 +81,7 @@ class Store:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
         self.notices: list[str] = []  # what happened to the store that the user must be told
+        self.damaged: dict[tuple[str, str], str] = {}  # (subscription, source) -> why its rows cannot be read
         self._cache: diskcache.Cache | None = None
         self.epoch = 0  # counts rebuilds: a writer that began before one has lost its chunks
         self._open()
@@ -137,6 +143,28 @@ class Store:
             self._recover(e)
             return default
 
+    def _get(self, cache: diskcache.Cache, key: tuple, default: Any = None) -> Any:
+        """The value of ``key``, or ``_UNREADABLE`` (noted) when its bytes cannot be read back."""
+        try:
+            return cache.get(key, default)
+        except sqlite3.DatabaseError:
+            raise  # the database itself: ``_safe`` sets it aside whole
+        except Exception as e:  # unpickling damaged bytes can raise nearly anything (EOFError, ValueError, …)
+            self._note_damage(key, f"{type(e).__name__}: {e}")
+            return _UNREADABLE
+
+    def _note_damage(self, key: tuple, why: str) -> None:
+        if key[0] in ("manifest", "rows"):
+            sub, source = key[2], key[3]
+            if (sub, source) in self.damaged:
+                return
+            self.damaged[(sub, source)] = f"the local cache's copy cannot be read ({why}); the next refresh replaces it"
+            self.notices.append(f"The local cache's {source} rows of subscription {sub} cannot be read ({why}); "
+                                "they are shown as unknown until the next refresh replaces them.")
+        else:
+            self.notices.append(f"The local cache's {key[-1]} entry cannot be read ({why}); "
+                                "it is left out until the next refresh replaces it.")
+
     def close(self) -> None:
         if self._cache is not None:
             self._cache.close()
@@ -163,7 +191,9 @@ class Store:
         def write(cache: diskcache.Cache) -> None:
             with cache.transact():
                 key = _manifest_key(sub, source)
-                manifest = dict(cache.get(key) or {"tenant": tenant, "fetchedAt": None, "positions": [], "count": 0})
+                found = self._get(cache, key)
+                manifest = dict(found if isinstance(found, dict) else
+                                {"tenant": tenant, "fetchedAt": None, "positions": [], "count": 0})
                 manifest.update({"error": error, "errorAt": _ts(datetime.now(UTC))})
                 cache.set(key, manifest, expire=HARD_EXPIRE_S, tag=sub)
 
@@ -175,7 +205,8 @@ class Store:
     # ---- reading ----------------------------------------------------------------------------------
 
     def get_meta(self, name: str, default: Any = None) -> Any:
-        return self._safe(lambda c: c.get(("meta", SCHEMA, name), default), default)
+        found = self._safe(lambda c: self._get(c, ("meta", SCHEMA, name), default), default)
+        return default if found is _UNREADABLE else found
 
     def manifests(self, subscriptions: Iterable[str] | None = None) -> list[Manifest]:
         wanted = {s.lower() for s in subscriptions} if subscriptions is not None else None
@@ -187,7 +218,9 @@ class Store:
                     continue
                 if wanted is not None and key[2] not in wanted:
                     continue
-                m = cache.get(key)
+                m = self._get(cache, key)
+                if m is _UNREADABLE:
+                    m = {"error": self.damaged[(key[2], key[3])]}
                 if not isinstance(m, dict):
                     continue
                 positions = _positions(m)
@@ -203,30 +236,41 @@ class Store:
         """The current rows of one (subscription, source). ``chunks``, a count read from a ``Manifest``,
         is accepted for callers written before generations and not needed: the manifest names its chunks."""
         sub = subscription.lower()
-        manifest = self._safe(lambda c: c.get(_manifest_key(sub, source)), None)
+        manifest = self._safe(lambda c: self._get(c, _manifest_key(sub, source)), None)
         if not isinstance(manifest, dict):
             return []
-        return self._read_chunks(sub, source, str(manifest.get("generation") or ""), _positions(manifest)) or []
+        generation = str(manifest.get("generation") or "")
+        found = self._read_chunks(sub, source, generation, _positions(manifest))
+        if found is None:  # a chunk of the current generation is gone: damaged, not replaced
+            self._note_damage(_manifest_key(sub, source), f"chunks of generation {generation} are missing")
+        return found or []
 
     def rows_of(self, manifest: Manifest) -> list[dict]:
-        """The rows a manifest names; if another console replaced them since it was read, the current rows."""
+        """The rows a manifest names; if another console replaced them since it was read, the current rows.
+        No rows when they cannot be read, with the reason in ``damaged``."""
         found = self._read_chunks(manifest.subscription, manifest.source, manifest.generation, manifest.positions)
         return self.rows(manifest.subscription, manifest.source) if found is None else found
 
     def _read_chunks(self, sub: str, source: str, generation: str, positions: Iterable[int]) -> list[dict] | None:
-        """None when a chunk is missing (its generation was replaced meanwhile)."""
+        """None when a chunk is missing (its generation was replaced meanwhile); [] when one is unreadable
+        (noted in ``damaged``: a part of a source's rows would change its cells without a word)."""
 
-        def read(cache: diskcache.Cache) -> list[dict] | None:
+        def read(cache: diskcache.Cache) -> Any:
             out: list[dict] = []
             for position in positions:
-                chunk = cache.get(_chunk_key(sub, source, generation, position))
-                if chunk is None:
-                    return None
+                chunk = self._get(cache, _chunk_key(sub, source, generation, position))
+                if chunk is _UNREADABLE or chunk is None:
+                    return chunk
                 if isinstance(chunk, list):
                     out.extend(r for r in chunk if isinstance(r, dict))
             return out
 
-        return self._safe(read, [])
+        found = self._safe(read, [])
+        if found is _UNREADABLE:
+            return []
+        if found is not None:
+            self.damaged.pop((sub, source), None)  # read whole (replaced since it was found damaged)
+        return found
 
     def files(self) -> list[Path]:
         return [p for p in self.directory.rglob("*") if p.is_file()]
@@ -282,8 +326,9 @@ class SourceWriter:
 
         def write(cache: diskcache.Cache) -> None:
             with cache.transact():
-                old = cache.get(key)
+                old = self.store._get(cache, key)
                 cache.set(key, manifest, expire=HARD_EXPIRE_S, tag=self.subscription)
+            self.store.damaged.pop((self.subscription, self.source), None)
             if isinstance(old, dict):
                 for position in _positions(old):
                     cache.delete(_chunk_key(self.subscription, self.source, str(old.get("generation") or ""), position))

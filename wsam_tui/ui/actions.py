@@ -441,6 +441,9 @@ def plan_content(p: Plan) -> Content:
         parts.append(Content.styled("  none: nothing will be sent\n", "$text-muted"))
     for note in p.notes:  # before the details: a warning is read before y
         parts.append(Content.styled(f"note: {clean_text(note)}\n", "$warning"))
+    for title, text in p.blocks:
+        parts.append(Content.styled(f"{title}\n", "bold"))
+        parts.extend(Content.assemble(("  │ ", "$text-muted"), clean_text(line.expandtabs(4)), "\n") for line in text.splitlines())
     if p.targets and p.targets[0].call.body is not None:
         body = json.dumps(p.targets[0].call.body, ensure_ascii=False)
         parts.append(Content.assemble(("Body (first target): ", "bold"), clean_text(body, limit=600), "\n"))
@@ -453,8 +456,8 @@ def plan_content(p: Plan) -> Content:
                                       names + more, "\n"))
     if p.targets:
         parts.append(Content.styled(f"\nEquivalent az commands ({len(p.targets):,}; c copies them all)\n", "bold"))
-        for cmd in p.az_commands[:SHOWN]:
-            parts.append(Content("  " + clean_text(cmd) + "\n"))
+        for cmd in p.az_commands[:SHOWN]:  # as copied: a quoted script keeps its lines
+            parts.append(Content("  " + clean_text(cmd.expandtabs(4), keep_newlines=True) + "\n"))
         parts.append(_more(len(p.targets)))
     return Content("").join(parts)
 

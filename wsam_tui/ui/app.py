@@ -456,6 +456,9 @@ class WsamApp(KeepRunning, App[None]):
             event.prevent_default()  # said here, not as an unexpected fault (KeepRunning)
             self.loading = False
             error = event.worker.error
+            if self.index is None:  # nothing was shown yet: the table says why instead of "Loading …"
+                self.table.empty_message = clean_text(f"Cannot read the local cache: {type(error).__name__}: {error}")
+                self.table.refresh()
             self._set_status(f"Cannot read the local cache: {type(error).__name__}: {error}", problem=True)
             self.notify(clean_text(f"{type(error).__name__}: {error}"), title="Cannot read the local cache",
                         severity="error", markup=False, timeout=15)
@@ -1046,17 +1049,19 @@ class WsamApp(KeepRunning, App[None]):
         """Formatting tens of thousands of rows and writing them takes seconds: not on the UI loop."""
         from .. import export
 
-        oldest = self.snapshot.oldest if self.snapshot else None
-        newest = self.snapshot.newest if self.snapshot else None
-        text = (export.to_json(shown, oldest=oldest, newest=newest) if fmt == "json" else
-                export.to_markdown(shown, oldest=oldest) if fmt == "md" else export.to_csv(shown))
+        try:  # the CLI's path: from the store (the table's rows carry no evidence), the rows shown in their order
+            text, written = export.from_store(self.session.inventory, fmt, ids=[s.id for s in shown])
+        except Exception as e:  # a store that cannot be read: said, never a silent worker error
+            self.call_from_thread(self.notify, clean_text(f"Cannot read the local cache to export: {e}"),
+                                  severity="error", markup=False)
+            return
         try:
             path.write_text(text, encoding="utf-8")
         except OSError as e:
             self.call_from_thread(self.notify, clean_text(f"Cannot write {path}: {e.strerror or e}"),
                                   severity="error", markup=False)
             return
-        self.call_from_thread(self.notify, clean_text(f"Wrote {len(shown):,} servers to {path}"), markup=False)
+        self.call_from_thread(self.notify, clean_text(f"Wrote {len(written.servers):,} servers to {path}"), markup=False)
 
     @work(exclusive=True, group="kql", exit_on_error=False)
     async def run_kql(self, query: str) -> None:

@@ -264,6 +264,8 @@ class DetailsPane(VerticalScroll, can_focus=True):
             out.append(_P(Content.styled(pad + "flags ", DIM), Content(", ".join(_t(f) for f in cell.flags))))
         if cell.unknown_reason:
             out.append(_P(Content.styled(pad + "why unknown ", DIM), Content(_t(cell.unknown_reason))))
+        if cell.stale_reason:
+            out.append(_P(Content.styled(pad + "why stale ", DIM), Content(_t(cell.stale_reason))))
         if with_evidence and cell.state is not State.NOT_APPLICABLE:
             if not cell.evidence:
                 out.append(_P(Content(pad), Content.styled("no evidence documents", DIM)))

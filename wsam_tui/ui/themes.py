@@ -1,14 +1,15 @@
-"""Themes: TOML files mapped to Textual themes — bundled in the top-level themes/, the user's own in
+"""Themes: TOML files mapped to Textual themes — bundled as package data in wsam_tui/themes/, the user's own in
 ~/.config/wsam-tui/themes/. A broken file is reported and skipped, never fatal."""
 
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 
 from textual.theme import Theme
 
-BUNDLED = Path(__file__).resolve().parents[2] / "themes"
+BUNDLED: Traversable = resources.files("wsam_tui") / "themes"
 DEFAULT_THEME = "wsam-dark"
 # The matrix and table read these; a theme that lacks one gets the fallback.
 VARIABLE_DEFAULTS = {
@@ -23,7 +24,7 @@ _FIELDS = {"name", "primary", "secondary", "warning", "error", "success", "accen
            "surface", "panel", "boost", "dark", "luminosity_spread", "text_alpha", "variables", "ansi"}
 
 
-def load_theme_file(path: Path) -> Theme:
+def load_theme_file(path: Traversable) -> Theme:
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     unknown = set(data) - _FIELDS
     if unknown:
@@ -36,14 +37,14 @@ def load_theme_file(path: Path) -> Theme:
     return Theme(**data)
 
 
-def load_themes(*folders: Path) -> tuple[list[Theme], list[str]]:
+def load_themes(*folders: Traversable) -> tuple[list[Theme], list[str]]:
     """Every *.toml theme in the folders (later folders override earlier ones by name), and the problems."""
     themes: dict[str, Theme] = {}
     problems: list[str] = []
     for folder in folders:
         if not folder.is_dir():
             continue
-        for path in sorted(folder.glob("*.toml")):
+        for path in sorted((p for p in folder.iterdir() if p.name.endswith(".toml")), key=lambda p: p.name):
             try:
                 theme = load_theme_file(path)
             except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError, TypeError) as e:
