@@ -211,3 +211,84 @@ def test_run_command_outputs_every_group_reachable_opened_in_full_and_written(tm
     tmux.keys("Escape")
     tmux.wait_text("Outputs:")
     assert f"{EXITED}0" in tmux.quit_console()
+
+
+# ---- keys apply in the order typed (issue 10, item 3) --------------------------------------------------
+# One console for all the tries: each try ends with `a` (mark what is shown) and is undone with `u`.
+
+TRIES = 50
+MARKS = re.compile(r"([\d,]+) shown · ([\d,]+) marked")
+
+
+@pytest.fixture(scope="module")
+def demo_console(tmp_path_factory):
+    require_tmux()
+    tmp_path = tmp_path_factory.mktemp("keys")
+    session = Tmux(tmp_path, "keys")
+    session.start(wsam_argv("--demo"), console_env(tmp_path))
+    total, _ = demo_counts()
+    session.wait(lambda s: f"{total:,} total" in header(s) and "│ online │" in header(s), "the refreshed fleet", 60)
+    yield session
+    session.stop()
+
+
+def marked_result(tmux: Tmux) -> tuple[str, int, int]:
+    """(the filter in the header, shown, marked) once `a` has marked what is shown — or what the screen says
+    after 5 s if it never did (a key went elsewhere: that try is wrong)."""
+    def settled(screen: str) -> bool:
+        m = MARKS.search(header(screen))
+        return bool(m) and m.group(2) != "0" and table_has_keys(screen)
+
+    try:
+        screen = tmux.wait(settled, "the marks", timeout=5)
+    except AssertionError:
+        screen = tmux.screen()
+    top = header(screen)
+    m = MARKS.search(top)
+    shown, marked = (int(m.group(1).replace(",", "")), int(m.group(2).replace(",", ""))) if m else (-1, -1)
+    found = re.search(r"filter: (.*?) │", top)
+    return (found.group(1) if found else ""), shown, marked
+
+
+def unmark(tmux: Tmux) -> None:
+    tmux.keys("u")
+    tmux.wait(lambda s: "· 0 marked" in header(s) and table_has_keys(s), "the marks cleared")
+
+
+def test_keys_sent_one_write_each_apply_in_order(demo_console):
+    """`/`, 40 backspaces, a filter, enter and `a`, each key its own write (as a person types over a slow
+    link): the bar holds exactly that filter, and `a` marks what it shows. Alternating filters, so that the
+    backspaces have the last one to erase (a late backspace used to eat a character typed after it)."""
+    tmux = demo_console
+    wrong = []
+    for i in range(TRIES):
+        text = ("kind:arc state:connected", "name:api-dev-001")[i % 2]
+        tmux.keys("/")
+        for _ in range(40):
+            tmux.keys("BSpace")
+        for ch in text:
+            tmux.type(ch)
+        tmux.keys("Enter")
+        tmux.keys("a")
+        got, shown, marked = marked_result(tmux)
+        if got != text or marked != shown or marked <= 0:
+            wrong.append((i, got, shown, marked))
+        unmark(tmux)
+    assert not wrong, f"{len(wrong)} of {TRIES} tries wrong: {wrong[:5]}"
+
+
+def test_keys_sent_in_one_burst_apply_in_order(demo_console):
+    """`/`, ctrl+u, `kind:arc`, enter and `a` in one write: `a` marks the Arc servers the filter shows (ctrl+u
+    applied after the text used to erase it, and `a` then marked every server)."""
+    tmux = demo_console
+    _, arcs = demo_counts()
+    wrong = []
+    for i in range(TRIES):
+        tmux.keys("/", "C-u", "kind:arc", "Enter", "a")
+        got, shown, marked = marked_result(tmux)
+        if (got, shown, marked) != ("kind:arc", arcs, arcs):
+            wrong.append((i, got, shown, marked))
+        unmark(tmux)
+        tmux.keys("/", "C-u", "Enter")  # no filter for the next try
+        tmux.wait(lambda s: "filter:" not in header(s) and table_has_keys(s), "the filter cleared")
+    assert not wrong, f"{len(wrong)} of {TRIES} tries wrong: {wrong[:5]}"

@@ -66,12 +66,13 @@ class RefreshProgress(Message):
         self.source, self.done, self.total = source, done, total
 
 
-class HeldKeys(Message):
-    """The keys held while a bar closed may go on (see WsamApp._hold_keys)."""
+class KeyDone(Message):
+    """Sent behind a key to the widget the key went to, it bubbles up the same way: when the app has it, that
+    key has been applied and the next one may go (see WsamApp._next_keys). Also ends a hold (_hold_keys)."""
 
-    def __init__(self, hold: int) -> None:
+    def __init__(self, wait: int) -> None:
         super().__init__()
-        self.hold = hold  # which hold: a late release must not end a later one
+        self.wait = wait  # which wait it ends: a late one must not end a later wait
 
 
 class TransportNotice(Message):
@@ -283,8 +284,11 @@ class WsamApp(KeepRunning, App[None]):
         self.total = 0
         self.loading = False
         self._typing_into: Widget | None = None
-        self._held_keys: deque[events.Key] | None = None  # typed after enter/escape in a bar that is closing
-        self._hold = 0  # counts the holds
+        self._keys_waiting: deque[events.Key] = deque()  # typed, not yet handed on (see _next_keys)
+        self._key_on_way: int | None = None  # the KeyDone awaited for the key handed on last
+        self._key_screen: Screen | None = None  # the screen that key went to
+        self._bar_hold: int | None = None  # the KeyDone awaited after enter/escape in a bar (see _hold_keys)
+        self._waits = 0  # numbers those waits
         self._header_text = ""
         self._status_text = ""
         self._idle_shown: str | None = None  # the idle status last shown (_tick_ages renews it)
@@ -349,6 +353,7 @@ class WsamApp(KeepRunning, App[None]):
         for problem in [*self.settings.problems, *self._theme_problems, *self.session.info.notices]:
             self.notify(clean_text(problem), severity="warning", markup=False, timeout=10)
         self.session.on_event = lambda event: self.post_message(TransportNotice(event))
+        self.screen_change_signal.subscribe(self, self._screen_changed)
         self.query_one(ServerTable).focus()
         self._render_header()
         self._set_status("Loading the local cache …")
@@ -855,11 +860,16 @@ class WsamApp(KeepRunning, App[None]):
         elif self.query_one("#details").has_class("-open"):
             self._close_details()
 
-    # ---- typing into a bar that is opening or closing ----------------------------------------------------
-    # The app decides where a key goes when the key arrives, but a bar opens (takes the focus) and closes
-    # (hands it back) only when the messages queued before it have run. Keys typed in the same burst as `/`,
-    # `:` or enter (fast typing, a paste, keys delivered together over SSH) would go to the wrong widget:
-    # after `/` to the table (`a` marks everything), after enter into the bar being closed (lost).
+    # ---- keys, in the order typed ----------------------------------------------------------------------
+    # Textual applies a key where it ends: a character typed into an input at the input, but a binding
+    # (backspace, ctrl+u, enter, `a`) only once the key has bubbled up to the app, through one message queue
+    # per widget — and the app hands on the next key meanwhile. Keys typed fast (a burst, a paste, keys
+    # delivered together over SSH) overtook each other: a late backspace ate a character typed after it, a
+    # late ctrl+u the whole filter (then `a` marked every server). So the app hands on one key at a time,
+    # the next once the one before has been applied (_next_keys).
+    # A bar also opens (takes the focus) and closes (hands it back) only when the messages queued before it
+    # have run: keys typed just after `/` or `:` are sent to the bar until it has the focus (_type_into),
+    # keys typed after enter or escape in a bar wait until it has closed (_hold_keys).
 
     def _type_into(self, field: Widget) -> None:
         """Focus ``field`` and send it every key typed from now on until it has the focus: a bar that was
@@ -872,14 +882,43 @@ class WsamApp(KeepRunning, App[None]):
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key) and not event.is_forwarded:
-            if self._held_keys is not None:  # a bar is closing: after it
-                self._held_keys.append(event)
-                return
-            await self._route_key(event)
+            self._keys_waiting.append(event)
+            await self._next_keys()
             return
         await super().on_event(event)
 
-    async def _route_key(self, event: events.Key) -> None:
+    def _new_wait(self) -> int:
+        self._waits += 1
+        return self._waits
+
+    async def _next_keys(self) -> None:
+        """Hand on the keys typed, one at a time: each once the KeyDone sent behind the one before it has come
+        back, and not while a bar is closing."""
+        while self._keys_waiting and self._key_on_way is None and self._bar_hold is None:
+            went_to = await self._route_key(self._keys_waiting.popleft())
+            wait = self._new_wait()
+            if went_to.post_message(KeyDone(wait)):
+                self._key_on_way = wait
+                self._key_screen = went_to if isinstance(went_to, Screen) else went_to.screen
+                # A safety net: a widget removed before it passed the KeyDone on must not stop the keyboard.
+                self.set_timer(1.0, lambda: self.post_message(KeyDone(wait)))
+
+    def _screen_changed(self, _screen: Screen) -> None:
+        """A screen closed (by the key on its way, as often) takes that key's KeyDone with it: it is done."""
+        if self._key_on_way is not None and self._key_screen not in self.screen_stack:
+            self.post_message(KeyDone(self._key_on_way))
+
+    async def on_key_done(self, message: KeyDone) -> None:
+        if message.wait == self._key_on_way:
+            self._key_on_way = None
+        elif message.wait == self._bar_hold:
+            self._bar_hold = None
+        else:
+            return  # that wait had ended already
+        await self._next_keys()
+
+    async def _route_key(self, event: events.Key) -> Widget:
+        """Send one key where it goes; returns the widget it went to (where its KeyDone goes)."""
         target = self._typing_into
         if target is not None:
             if self.focused is target or not target.is_attached:
@@ -889,33 +928,23 @@ class WsamApp(KeepRunning, App[None]):
                 if event.key in ("enter", "escape"):
                     self._typing_into = None
                     self._hold_keys()
-                return
+                return target
         if event.key in ("enter", "escape") and self._is_bar(self.focused):
             self._hold_keys()
+        went_to = self.focused or self.screen
         await super().on_event(event)
+        return went_to
 
     def _hold_keys(self) -> None:
         """Keep the keys typed after enter or escape in a bar until the bar has closed (or, on an error,
         stayed open): then they go where the focus is (see _release_keys)."""
-        self._held_keys = deque()
-        self._hold += 1
-        hold = self._hold
+        self._bar_hold = hold = self._new_wait()
         # A safety net: a bar that neither closes nor says why must not swallow the keyboard.
         self.set_timer(1.0, lambda: self._release_keys(hold))
 
     def _release_keys(self, hold: int | None = None) -> None:
-        if self._held_keys is not None and hold in (None, self._hold):
-            self.post_message(HeldKeys(self._hold))  # after the focus change queued before it
-
-    async def on_held_keys(self, message: HeldKeys) -> None:
-        if message.hold != self._hold:
-            return  # that hold was released already
-        held, self._held_keys = self._held_keys, None
-        while held:
-            await self._route_key(held.popleft())
-            if self._held_keys is not None:  # that key closes a bar in turn: the rest waits for it
-                self._held_keys.extend(held)
-                return
+        if self._bar_hold is not None and hold in (None, self._bar_hold):
+            self.post_message(KeyDone(self._bar_hold))  # after the focus change queued before it
 
     # ---- command mode ---------------------------------------------------------------------------
 
