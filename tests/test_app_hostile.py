@@ -1,6 +1,6 @@
 """The console on the hostile fleet (wsam_tui/sim/fleets/hostile-fleet.json, served by the simulator): markup, escape
-sequences, bidi controls, emoji and 10 kB tags show as text — minus control characters — in the table, the
-details pane and :kql answers; a click on `[@click=app.quit]` does nothing; no escape character reaches the
+sequences, bidi controls, emoji and 10 kB tags show as text — each control character as a visible marker (␛, ␇,
+⟨U+202E⟩) — in the table, the details pane and :kql answers; a click on `[@click=app.quit]` does nothing; no escape character reaches the
 terminal; and in a real terminal (tmux) the pane's title and colours stay the console's own."""
 
 from __future__ import annotations
@@ -91,12 +91,13 @@ async def test_table_shows_hostile_text_literally_and_a_click_does_nothing(hosti
         assert app.total == len(machines(fleet))
         for machine in machines(fleet):
             assert machine["name"] in text
-        # the subscription's markup name is shown as typed (cut to the column), on every row
+        # the subscription's name is shown as typed (cut to the column), its hidden RLO as a marker, on every row
         sub = clean_text(fleet["subscriptions"][0]["displayName"])
-        assert text.count(sub[:15]) == len(machines(fleet)), sub
-        assert "[@click=" in text and "[/]" in text
+        assert sub.startswith("Production ⟨U+202E⟩[@click=app.quit]")
+        assert text.count(sub[:19] + "…") == len(machines(fleet)), sub
+        assert "␛[31mred text␛[0m Windows" in text  # a colour code shown, not obeyed
         assert_no_controls(app, "table")
-        await assert_click_does_not_quit(pilot)
+        await assert_click_does_not_quit(pilot, "Production ⟨U+202E⟩")
 
 
 @pytest.mark.asyncio
@@ -206,3 +207,48 @@ def _sgr_params(sgr: str) -> list[str]:
             skip = 4 if parts[i + 1] == "2" else 2
         out.append(p)
     return out
+
+
+TWIN_TAGS = {"k\x1b]0;PWNED\x07": "title", "k\x1b]52;c;aGk=\x07": "clipboard"}  # both were "k" once
+
+
+@pytest.mark.asyncio
+async def test_tags_that_differ_only_in_their_escape_sequences_stay_distinct(make_sim, tmp_path):
+    """Each control shows as a marker (␛, ␇): neither tag disappears from the details pane or the export,
+    and still no control character reaches the terminal."""
+    import json
+
+    from wsam_tui.export import from_store
+    from wsam_tui.inventory import Inventory
+    from wsam_tui.store.cache import Store
+    from wsam_tui.ui.details import DetailsPane
+
+    fleet = hostile()
+    machine = machines(fleet)[0]
+    machine["tags"] = {"env": "prod", **TWIN_TAGS}
+    running = make_sim(fleet, throttle=False, graph_quota=False)
+    newest = await fill_store(running, tmp_path / "store")
+    shown = {"k␛]0;PWNED␇": "title", "k␛]52;c;aGk=␇": "clipboard"}
+
+    store = Store(tmp_path / "store")
+    try:
+        text, _ = from_store(Inventory(store), "json")
+    finally:
+        store.close()
+    exported = next(s for s in json.loads(text)["servers"] if s["name"] == machine["name"])
+    assert exported["tags"] == {"env": "prod", **shown}
+
+    app = make_app(console_session(tmp_path / "store", running), clock=fixed_clock(newest))
+    async with app.run_test(size=(200, 60)) as pilot:
+        await loaded(pilot)
+        pane = app.query_one(DetailsPane)
+        app.run_command("filter", machine["name"])
+        await wait_for(pilot, lambda: app.table.row_count == 1, 5, f"the filter on {machine['name']}")
+        app.table.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: pane.view is not None and pane.view.source == "arm", 15, "details from ARM")
+        body = str(pane.query_one("#details-body").render())
+        assert "Tags (3)" in body
+        for key, value in shown.items():
+            assert f"{key} = {value}" in body
+        assert_no_controls(app, "details")

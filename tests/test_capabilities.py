@@ -14,7 +14,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from wsam_tui.fleet.capabilities import BY_ID, CATALOG, build_server, evaluate, os_name_from_image
+from wsam_tui.fleet.capabilities import (
+    BY_ID,
+    CATALOG,
+    VALUE_LIMIT,
+    build_server,
+    evaluate,
+    os_name_from_image,
+)
 from wsam_tui.fleet.model import (
     FleetContext,
     Group,
@@ -883,17 +890,16 @@ def test_a_crashing_detector_costs_one_cell(monkeypatch) -> None:
 
 
 @pytest.mark.parametrize(("raw", "clean"), [
-    ("web\x1b]0;pwned\x07-01", "web-01"),  # OSC title, BEL-terminated
-    ("web\x1b]52;c;ZXZpbA==\x1b\\-01", "web-01"),  # OSC 52 clipboard, ST-terminated
-    ("\x1b[31mred\x1b[0m", "red"),  # CSI colours
-    ("a\x9b31mb", "ab"),  # 8-bit CSI
-    ("a\x9d0;t\x9cb", "ab"),  # 8-bit OSC … ST
-    ("a\x85b\x80c", "abc"),  # other C1 controls
-    ("a\x9fapc payload\x9cb", "ab"),  # 8-bit APC … ST
-    ("admin\u202etxt.exe", "admintxt.exe"),  # right-to-left override
-    ("x\u2066y\u2069z", "xyz"),  # isolates
+    ("web\x1b]0;pwned\x07-01", "web␛]0;pwned␇-01"),  # OSC title, BEL-terminated: each control a marker
+    ("web\x1b]52;c;ZXZpbA==\x1b\\-01", "web␛]52;c;ZXZpbA==␛\\-01"),  # OSC 52 clipboard, ST-terminated
+    ("\x1b[31mred\x1b[0m", "␛[31mred␛[0m"),  # CSI colours
+    ("a\x9b31mb", "a⟨U+009B⟩31mb"),  # 8-bit CSI
+    ("a\x9d0;t\x9cb", "a⟨U+009D⟩0;t⟨U+009C⟩b"),  # 8-bit OSC … ST
+    ("a\x85b\x80c", "a⟨U+0085⟩b⟨U+0080⟩c"),  # other C1 controls
+    ("admin\u202etxt.exe", "admin⟨U+202E⟩txt.exe"),  # right-to-left override
+    ("x\u2066y\u2069z", "x⟨U+2066⟩y⟨U+2069⟩z"),  # isolates
     ("line1\nline2\ttab\r", "line1 line2 tab "),
-    ("a\x00b\x7fc", "abc"),
+    ("a\x00b\x7fc\x1fd", "a␀b␡c␟d"),
     ("שרת-קבצים", "שרת-קבצים"),  # RTL letters stay
     ("خادم ١", "خادم ١"),
     ("srv 🚀 ✓", "srv 🚀 ✓"),  # emoji stay
@@ -901,12 +907,30 @@ def test_a_crashing_detector_costs_one_cell(monkeypatch) -> None:
 ])
 def test_clean_text(raw: str, clean: str) -> None:
     assert clean_text(raw) == clean
+    assert clean_text(raw).isprintable()
+
+
+def test_clean_text_keeps_values_that_differ_only_in_controls_distinct() -> None:
+    assert clean_text("k\x1b]0;PWNED\x07") != clean_text("k\x1b]52;c;aGk=\x07")
+    controls = [chr(c) for c in (*range(0x20), *range(0x7F, 0xA0)) if chr(c) not in "\t\n\r"]
+    assert len({clean_text(c) for c in controls}) == len(controls)
 
 
 def test_clean_text_limits_and_keeps_newlines_when_asked() -> None:
     assert clean_text("abcdef", limit=4) == "abc…"
     assert clean_text("a\nb", keep_newlines=True) == "a\nb"
+    assert clean_text("out\r\nnext\rthird\tx\x1b[2J", keep_newlines=True) == "out\nnext\nthird\tx␛[2J"
     assert clean_text(None) == "" and clean_text(5) == "5"
+
+
+def test_tag_keys_that_clean_alike_are_all_kept() -> None:
+    """Cut at the limit, a tab folded into a space, a marker typed literally: no tag overwrites another."""
+    long = "k" * VALUE_LIMIT
+    tags = {"a\tb": "tab", "a b": "space", long + "1": "one", long + "2": "two", "x\x1b": "esc", "x␛": "picture"}
+    server = build_server(RawServer(vm(tags=tags)), CTX)
+    assert sorted(server.tags.values()) == sorted(tags.values())
+    assert server.tags["a b"] == "tab" and server.tags["a b (2)"] == "space"
+    assert server.tags["x␛"] == "esc" and server.tags["x␛ (2)"] == "picture"
 
 
 def test_hostile_strings_are_cleaned_in_records() -> None:
@@ -916,9 +940,10 @@ def test_hostile_strings_are_cleaned_in_records() -> None:
     raw.extensions[0]["name"] = "wac\x1b]8;;http://x\x07"
     raw.extensions[0]["properties"]["instanceView"] = {"statuses": [{"message": "boom\x1b[1m\nagain"}]}
     server = build_server(raw, CTX)
-    assert server.name == "web-01" and server.os_name == "Windows Server"
-    assert server.tags == {"env": "prod", "owner": "o", "costCenter": "c"}
-    assert server.extensions[0].name == "wac" and server.extensions[0].status_message == "boom again"
+    assert server.name == "web␛]0;owned␇-01" and server.os_name == "Windows⟨U+009B⟩2J Server"
+    assert server.tags == {"env␛[2J": "prod⟨U+202E⟩", "owner": "o", "costCenter": "c"}
+    assert server.extensions[0].name == "wac␛]8;;http://x␇"
+    assert server.extensions[0].status_message == "boom␛[1m again"
     for state in server.capabilities.values():
         texts = [state.summary, *(e.value for e in state.evidence), *(e.document_id for e in state.evidence)]
         for text in texts:

@@ -118,7 +118,7 @@ async def test_a_source_the_last_refresh_could_not_read_is_named_and_its_older_r
     before = cached_view(inventory, vm_id("web-01"))
     inventory.store.put_error(SUB_A, Source.PATCH.value, "HTTP 429 RateLimiting: \x1b]0;x\x07too many", tenant=TENANT)
     after = cached_view(inventory, vm_id("web-01"))
-    assert after.errors == {Source.PATCH: "HTTP 429 RateLimiting: too many"}
+    assert after.errors == {Source.PATCH: "HTTP 429 RateLimiting: ␛]0;x␇too many"}  # controls shown as markers
     kept, was = after.server.capabilities["updates"], before.server.capabilities["updates"]
     assert (kept.state, kept.summary) == (was.state, was.summary) and kept.state is not State.UNKNOWN
     assert "stale" in kept.flags and "patch: last fetched" in kept.stale_reason and "too many" in kept.stale_reason

@@ -216,6 +216,18 @@ async def test_online_refusal_other_than_the_query_is_an_arm_error(scenario_sim,
 HOSTILE = "[@click=app.quit]srv[/]\x1b]0;PWNED\x07\x1b[31m-red"
 
 
+async def test_keys_that_clean_alike_are_all_kept_in_the_header_and_the_rows():
+    """A raw ESC and a literal ␛ both show as ␛: the second gets " (2)", in the header and in every row."""
+    from wsam_tui.kqlquery import SOURCE_CACHE, _answer
+
+    columns = [("k\x1b", "string"), ("k␛", "string")]
+    rows = [{"k␛": "picture", "k\x1b": "escape"}, {"k␛": {"t\x07": 1, "t␇": 2}}]
+    answer = _answer(columns, rows, SOURCE_CACHE, None, 10, total=2)
+    assert [n for n, _ in answer.columns] == ["k␛", "k␛ (2)"]
+    assert answer.rows[0] == {"k␛": "escape", "k␛ (2)": "picture"}
+    assert answer.rows[1] == {"k␛": None, "k␛ (2)": {"t␇": 1, "t␇ (2)": 2}}
+
+
 async def test_hostile_strings_stay_data(make_sim, tmp_path):
     fleet = scenario_fleet()
     fleet["resources"].append(vm("evil", tags={"env": HOSTILE, HOSTILE: "key"}))
@@ -227,8 +239,9 @@ async def test_hostile_strings_stay_data(make_sim, tmp_path):
         for answer in (run_offline(store, query), await run_online(conn.transport, query, VISIBLE)):
             assert len(answer.rows) == 1
             row = answer.rows[0]
-            assert row["name"] == row["env"] == "[@click=app.quit]srv[/]-red", "escapes are stripped, brackets kept"
-            assert list(row["tags"]) == ["env", "[@click=app.quit]srv[/]-red"], "dict keys are cleaned too"
+            shown = "[@click=app.quit]srv[/]␛]0;PWNED␇␛[31m-red"
+            assert row["name"] == row["env"] == shown, "controls are shown as markers, brackets kept"
+            assert list(row["tags"]) == ["env", shown], "dict keys are cleaned too"
         # Hostile text inside the query is a string literal like any other.
         answer = run_offline(store, "resources | where name == '[/]' | project x = '[@click=app.quit]'")
         assert answer.rows == []

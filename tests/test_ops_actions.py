@@ -279,9 +279,10 @@ async def test_hostile_script_output_is_cleaned_on_arrival(make_sim, tmp_path):
     finally:
         await conn.close()
     out = done["web-03"].output
-    assert out["stdout"] == "ok [@click=app.quit]x[/] red\n" and out["stderr"] == ""  # markup stays data for the UI
+    # markup stays data for the UI; each control is a visible marker
+    assert out["stdout"] == "␛]0;owned␇ok [@click=app.quit]x[/]␛[31m red\n" and out["stderr"] == "⟨U+009B⟩2J"
     stored = (tmp_path / "state" / "jobs" / f"{job.id}.jsonl").read_text()
-    assert "\\u001b" not in stored and "\\u009b" not in stored and "owned" not in stored
+    assert "\\u001b" not in stored and "\\u009b" not in stored and "\\u0007" not in stored
 
 
 async def test_a_job_is_resumed_only_against_the_arm_it_was_started_on(scenario_sim, make_sim, tmp_path, monkeypatch,

@@ -84,4 +84,4 @@ def test_the_principal_comes_from_the_token_claims():
     assert principal_from_token(_jwt({"appid": "app-1", "oid": "obj-1"})) == "app app-1 (object obj-1)"
     assert principal_from_token("wsam-simulator-accepts-any-token") == "unknown"
     assert principal_from_token("a.b.c") == "unknown"
-    assert principal_from_token(_jwt({"upn": "\x1b]0;pwned\x07mallory"})) == "mallory"
+    assert principal_from_token(_jwt({"upn": "\x1b]0;pwned\x07mallory"})) == "␛]0;pwned␇mallory"

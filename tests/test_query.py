@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from wsam_tui.fleet.capabilities import BY_ID, CATALOG
-from wsam_tui.fleet.model import CapabilityState, Kind, Server, State
+from wsam_tui.fleet.model import CapabilityState, Kind, Server, State, clean_text
 from wsam_tui.fleet.query import (
     CAPABILITY_ALIASES,
     COLUMNS,
@@ -351,7 +351,10 @@ def test_operators(index, text, names):
 
 
 def test_control_characters_are_cleaned_as_in_records(index):
-    assert match(index, "we\x07b-0\x1b[31m1") == {"web-01"}
+    hostile = server(clean_text("we\x07b-0\x1b[31m1"))  # as it arrives: "we␇b-0␛[31m1"
+    with_hostile = FleetIndex([hostile, *FLEET], SUBS)
+    assert match(with_hostile, "we\x07b-0\x1b[31m1") == {hostile.name}  # the query is cleaned the same way
+    assert match(with_hostile, "we␇b") == {hostile.name}  # and matches the name as it is shown
     assert match(index, "web\t\n-web-10") == {"web-01", "web-02"}
 
 
@@ -412,7 +415,8 @@ def test_narrowing_reuses_earlier_results(index):
     ("agent<1.x", 6, "agent compares with a version"),
     ("name<3", 4, "name cannot be compared with <"),
     ("tag:=prod", 4, "tag needs a key"),
-    ("\x1b[31mkindd:arc", 5, "unknown field 'kindd'"),  # columns of the text as typed
+    ("\x1b[31m kindd:arc", 6, "unknown field 'kindd'"),  # columns of the text as typed
+    ("\u202e\x9b kindd:arc", 3, "unknown field 'kindd'"),  # ⟨U+202E⟩⟨U+009B⟩: a marker is one typed column
     ("(" * (MAX_DEPTH + 1) + "a" + ")" * (MAX_DEPTH + 1), MAX_DEPTH, "too many nested parentheses"),
     ("a" * (MAX_LENGTH + 1), MAX_LENGTH, "query too long"),
 ])
@@ -492,7 +496,7 @@ def test_hostile_records_do_not_break_matching():
     odd = server("odd\x00name\x02\x01", tags={"k\x02": "v\x01", "": ""}, agent="9" * 80, os_version="x.y.z")
     idx = FleetIndex([odd, *FLEET], SUBS)
     assert match(idx, "odd") == {"odd\x00name\x02\x01"}
-    assert match(idx, "tag:k=v") == {"odd\x00name\x02\x01"}
+    assert match(idx, "tag:k\x02=v\x01") == {"odd\x00name\x02\x01"}  # the delimiters are markers there
     for column in COLUMNS:
         idx.sort(column)
         idx.sort(column, descending=True)

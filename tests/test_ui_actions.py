@@ -281,7 +281,7 @@ async def test_run_command_outputs_are_grouped_and_hostile_text_stays_literal(ma
         text = await run_and_watch(pilot, "Outputs: 4 distinct among 6 servers")
         assert "3 servers: Running" in text
         assert "1 server: Stopped  exit code 1  stderr" in text
-        assert "1 server: [@click=app.quit]quit[/] [b]bold[/b]" in text  # literally, escape sequence stripped
+        assert "1 server: ␛]0;owned␇[@click=app.quit]quit[/] [b]bold[/b]" in text  # literally, controls as markers
         assert "[truncated at 4,096 bytes]" in text
         assert "1 failed" in text  # exit code 1 is a failed target
         await pilot.click("#job-outputs")  # a click on the hostile text runs no action
@@ -292,7 +292,7 @@ async def test_run_command_outputs_are_grouped_and_hostile_text_stays_literal(ma
         assert "servers (3):\nweb-00\nweb-01\nweb-02" in "\n".join(line.strip() for line in screen_text(app).splitlines())
         await pilot.press("n")
         await wait_for(pilot, lambda: "service is stopped" in screen_text(app), 5, "the group with stderr")
-        assert "owned" not in text
+        assert "\x1b" not in text and "\x07" not in text
     assert scan_for(tmp_path / "state", SECRET) == []
     assert scan_for(tmp_path / "config", SECRET) == []
     assert len(writes(running)) == 6  # one Run Command PUT per server

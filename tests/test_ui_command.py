@@ -140,7 +140,7 @@ async def test_argument_candidates_are_shown_as_data():
         assert "\x1b" not in drawn and "\x07" not in drawn
         assert "\x1b" not in line.value
         await pilot.press("enter")
-        assert app.submitted == [("subs", "[@click=app.quit]prod[/]")], "the title sequence went with its payload"
+        assert app.submitted == [("subs", "[@click=app.quit]prod[/]␛]0;PWNED␇")], "the title sequence shown as markers"
         assert app.is_running, "nothing in the name ran an action"
 
 

@@ -58,7 +58,7 @@ async def test_title_source_count_and_literal_cells():
     async with app.run_test(size=(120, 30)) as pilot:
         await pilot.pause()
         title = plain(screen.query_one("#kql-query", Static))
-        assert title == "resources | where name == '[@click=app.quit]srv[/]'", "the query is shown literally, escapes gone"
+        assert title == "resources | where name == '[@click=app.quit]srv[/]'␛]0;PWNED␇", "shown literally, controls as markers"
         meta = plain(screen.query_one("#kql-meta", Static))
         assert meta == "cache, as of 2026-11-28 11:46 UTC (14 min old) · 2 rows"
         table = screen.query_one(DataTable)
@@ -141,7 +141,7 @@ async def test_an_offline_answer_from_a_cache_with_hostile_names(tmp_path):
     app = Host(screen)
     async with app.run_test(size=(100, 20)) as pilot:
         await pilot.pause()
-        assert [c.plain for c in cells(screen.query_one(DataTable))[0]] == [HOSTILE, '{"[@click=app.quit]srv[/]":"x"}']
+        assert [c.plain for c in cells(screen.query_one(DataTable))[0]] == [HOSTILE + "␛[2J", '{"[@click=app.quit]srv[/]":"x"}']
         assert plain(screen.query_one("#kql-meta", Static)).startswith("cache, as of 2026-11-28 09:00 UTC (3 h old)")
 
 
@@ -149,4 +149,4 @@ def test_cell_text_shapes():
     assert cell_text(None) == "" and cell_text(False) == "false" and cell_text(1.5) == "1.5"
     assert cell_text(["a", {"b": None}]) == '["a",{"b":null}]'
     assert cell_text("x" * 500).endswith("…") and len(cell_text("x" * 500)) == 200
-    assert cell_text("tab\there\x1b[31m") == "tab here"
+    assert cell_text("tab\there\x1b[31m") == "tab here␛[31m"

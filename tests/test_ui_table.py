@@ -374,7 +374,7 @@ async def test_hostile_strings_render_literally_and_run_nothing():
         assert any("שרת-ראשי-01" in t for t in texts)
         joined = "".join(texts)
         assert "\x1b" not in joined and "\x9b" not in joined and "\x07" not in joined and "\u202e" not in joined
-        assert "PWNED-TITLE" not in joined  # the OSC payload goes with its sequence
+        assert any("osc-␛]0;PWNED-TITLE␛\\-end" in t for t in texts)  # the OSC shown, as markers and payload
         assert all("@click" not in str(seg.style) and not seg.style.link and not seg.style.meta
                    for strip in rows for seg in strip)
         # Every row is exactly as wide as the screen, and the frozen separator lines up (wide chars too).

@@ -27,7 +27,7 @@ from typing import Any
 from . import kql
 from .arm.graph import BATCH, GRAPH_API, GRAPH_PATH, PAGE, tenant_batches
 from .arm.transport import ArmConnectionError, ArmHttpError, ArmTransport
-from .fleet.model import Source, clean_text
+from .fleet.model import Source, clean_keys, clean_text
 from .kql import KqlError
 from .store.cache import Store
 
@@ -418,7 +418,7 @@ def _clean(value: Any) -> Any:
     if isinstance(value, str):
         return clean_text(value)
     if isinstance(value, dict):
-        return {clean_text(k): _clean(v) for k, v in value.items()}
+        return clean_keys({k: _clean(v) for k, v in value.items()})
     if isinstance(value, list):
         return [_clean(v) for v in value]
     return value
@@ -427,7 +427,11 @@ def _clean(value: Any) -> Any:
 def _answer(columns: list[tuple[str, str]], rows: list[dict], source: str, as_of: datetime | None, limit: int,
             *, total: int | None, notes: list[str] | None = None) -> KqlAnswer:
     kept = rows[:limit]
-    return KqlAnswer(columns=[(clean_text(n), clean_text(t)) for n, t in columns],
-                     rows=[_clean(r) for r in kept], source=source, as_of=as_of,
+    names = dict.fromkeys(n for n, _ in columns)
+    shown = dict(zip(names, clean_keys(names), strict=True))
+    # Each row's keys are cleaned in column order (missing columns as None), so that two column names
+    # cleaning alike get the same " (2)" in the rows as in the header.
+    return KqlAnswer(columns=[(shown[n], clean_text(t)) for n, t in columns],
+                     rows=[_clean({**dict.fromkeys(names), **r}) for r in kept], source=source, as_of=as_of,
                      truncated=len(rows) > limit or (total is not None and total > len(kept)),
                      total=total, notes=notes or [])

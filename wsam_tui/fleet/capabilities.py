@@ -36,6 +36,7 @@ from .model import (
     Source,
     SourceStatus,
     State,
+    clean_keys,
     clean_text,
 )
 
@@ -1376,8 +1377,8 @@ def build_server(raw: RawServer, ctx: FleetContext, *, evidence: bool = True, sh
         state = _s(props.get("status")) or "unknown"
         agent_version = _s(props.get("agentVersion"))
     raw_tags = m.get("tags")
-    tags = {clean_text(str(k), limit=VALUE_LIMIT): clean_text(_s(val) if not isinstance(val, str) else val, limit=256)
-            for k, val in (raw_tags.items() if isinstance(raw_tags, dict) else ())}
+    tags = clean_keys({k: clean_text(_s(val) if not isinstance(val, str) else val, limit=256)
+                       for k, val in (raw_tags.items() if isinstance(raw_tags, dict) else ())}, limit=VALUE_LIMIT)
     identity_type = _s(_d(m.get("identity")).get("type")).strip() or "None"
     if not evidence:
         return _lite_server(v, name, resource_group, tenant, os_name, os_version, state, agent_version, tags,

@@ -1,8 +1,8 @@
 """The domain: plain, typed, immutable records. No I/O, no HTTP, no Textual.
 
 Raw ARM / Resource Graph documents come in (``RawServer``), records and capability states come out.
-Every string that reaches a record has passed through ``clean_text`` (control characters stripped),
-because names, tags and Arc-reported fields are controlled by whoever controls the server.
+Every string that reaches a record has passed through ``clean_text`` (control characters turned into
+visible markers), because names, tags and Arc-reported fields are controlled by whoever controls the server.
 """
 
 from __future__ import annotations
@@ -14,32 +14,56 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-# Whole terminal escape sequences (CSI, OSC, DCS/SOS/PM/APC, 7-bit and 8-bit forms), removed with their
-# payload so that an OSC title or a colour code leaves no "]0;…" or "[31m" debris behind.
-_ESCAPES = re.compile(
-    "(?:\x1b\\[|\x9b)[0-?]*[ -/]*[@-~]?"  # CSI … final byte
-    "|(?:\x1b[\\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\\\|\x9c)?"  # OSC/DCS/SOS/PM/APC … ST or BEL
-    "|\x1b[ -/]*[0-~]?"  # any other ESC sequence (charset selection, keypad modes, …)
-)
-# C0 and C1 controls, DEL, and the bidi override/isolate marks that reorder what a terminal shows.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _NEWLINES = re.compile("[\t\n\r\u2028\u2029]+")
+_CARRIAGE_RETURNS = re.compile("\r\n?")
+
+
+def control_marker(char: str) -> str:
+    """The visible stand-in for one control character: C0 and DEL as their Unicode control pictures
+    (ESC → ␛, BEL → ␇), C1 controls and bidi marks as ⟨U+XXXX⟩. A marker, not a deletion, so that two
+    raw values differing only in their escape sequences stay distinct and the operator sees them."""
+    code = ord(char)
+    if code < 0x20:
+        return chr(0x2400 + code)
+    return "␡" if code == 0x7F else f"⟨U+{code:04X}⟩"
+
+
+# C0 and C1 controls, DEL, and the bidi override/isolate marks that reorder what a terminal shows.
+_MARKERS = {code: control_marker(chr(code))
+            for code in (*range(0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+_KEPT_MARKERS = {code: marker for code, marker in _MARKERS.items() if chr(code) not in "\t\n"}
 
 
 def clean_text(value: Any, *, limit: int | None = None, keep_newlines: bool = False) -> str:
-    """Untrusted text → displayable text: controls stripped (tabs/newlines become spaces unless kept)."""
+    """Untrusted text → displayable text: each control shown as a marker (see ``control_marker``), never
+    sent to the terminal; tabs/newlines become spaces unless kept (kept: CR LF and a lone CR become LF)."""
     if value is None:
         return ""
     text = value if isinstance(value, str) else str(value)
-    if text.isprintable():  # the common case: nothing to strip (every character removed below is non-printable)
+    if text.isprintable():  # the common case: nothing to mark (every character marked below is non-printable)
         return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
-    if not keep_newlines:
-        text = _NEWLINES.sub(" ", text)
-    text = _ESCAPES.sub("", text)
-    text = _CONTROL.sub("", text)
+    if keep_newlines:
+        text = _CARRIAGE_RETURNS.sub("\n", text).translate(_KEPT_MARKERS)
+    else:
+        text = _NEWLINES.sub(" ", text).translate(_MARKERS)
     if limit is not None and len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
+
+
+def clean_keys(mapping: Mapping[Any, Any], *, limit: int | None = None) -> dict[str, Any]:
+    """``mapping`` with each key through ``clean_text``. Keys that still clean into the same text (cut at
+    ``limit``, a tab folded into a space, a marker spelled literally) are told apart by " (2)", " (3)", …
+    in arrival order, so that no entry overwrites another."""
+    out: dict[str, Any] = {}
+    for raw, value in mapping.items():
+        key = shown = clean_text(raw, limit=limit)
+        n = 1
+        while shown in out:
+            n += 1
+            shown = f"{key} ({n})"
+        out[shown] = value
+    return out
 
 
 class Kind(StrEnum):

@@ -34,7 +34,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .capabilities import CATALOG
-from .model import _CONTROL, _ESCAPES, _NEWLINES, Kind, Server, State
+from .model import _NEWLINES, Kind, Server, State, clean_text
 
 __all__ = [
     "CAPABILITY_ALIASES",
@@ -148,7 +148,7 @@ class ServerIndexEntry:
     state: str
     agent: str
     agent_key: tuple[int, ...] | None  # numeric parts of the agent version; None without one
-    tags: str  # "\2key\1value\2key\1value\2": stripped, casefolded, sorted ("" without tags)
+    tags: str  # "\2key\1value\2key\1value\2": cleaned, casefolded, sorted ("" without tags)
     flags: str  # "\2flag\2flag\2" over every capability ("" without flags)
     coverage: float  # percent, 0..100
     cov: int  # whole percent, as compared by coverage<…
@@ -186,7 +186,7 @@ def _fold(value: object) -> str:
 
 def _delimitable(text: str) -> str:
     """Text safe between the delimiters of the tags/flags strings (cleaned text already is)."""
-    return text if text.isprintable() else _CONTROL.sub("", text)
+    return text if text.isprintable() else clean_text(text)
 
 
 def _joined(items: Sequence[str]) -> str:
@@ -266,27 +266,21 @@ def _entry(index: int, s: Server, subscriptions: Mapping[str, str], memo: dict[i
 # ---- tokens -------------------------------------------------------------------------------------
 
 
+_NEWLINE_RUN_OR_CHARACTER = re.compile(f"{_NEWLINES.pattern}|.", re.DOTALL)
+
+
 def _clean(text: str) -> tuple[str, list[int]]:
-    """``clean_text`` applied to the query, keeping each remaining character's original column."""
-    positions = list(range(len(text) + 1))
+    """``clean_text`` applied to the query, keeping each character's original column (every character of
+    a control's marker has the column of that control)."""
     if text.isprintable():
-        return text, positions
-    for pattern, replacement in ((_NEWLINES, " "), (_ESCAPES, ""), (_CONTROL, "")):
-        out: list[str] = []
-        pos: list[int] = []
-        last = 0
-        for m in pattern.finditer(text):
-            out.append(text[last:m.start()])
-            pos.extend(positions[last:m.start()])
-            if replacement:
-                out.append(replacement)
-                pos.append(positions[m.start()])
-            last = m.end()
-        out.append(text[last:])
-        pos.extend(positions[last:])
-        text = "".join(out)
-        positions = [*pos, positions[-1]]
-    return text, positions
+        return text, list(range(len(text) + 1))
+    out: list[str] = []
+    cols: list[int] = []
+    for m in _NEWLINE_RUN_OR_CHARACTER.finditer(text):
+        shown = clean_text(m.group())
+        out.append(shown)
+        cols.extend([m.start()] * len(shown))
+    return "".join(out), [*cols, len(text)]
 
 
 @dataclass(slots=True)

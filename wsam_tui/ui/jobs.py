@@ -133,8 +133,8 @@ def group_body(g: OutputGroup) -> Content:
 
 
 def outputs_text(job: JobRecord, groups: list[OutputGroup], written: datetime) -> str:
-    """Every group of a job as a text file: its servers, stdout and stderr (controls stripped: the file is
-    read in a terminal too)."""
+    """Every group of a job as a text file: its servers, stdout and stderr (controls as markers: the file
+    is read in a terminal too)."""
     total = sum(g.count for g in groups)
     out = [f"Job {job.id}: {clean_text(job.title)} [{job.action}]",
            f"{len(groups):,} distinct outputs among {total:,} servers; written {written.isoformat(timespec='seconds')}"]
