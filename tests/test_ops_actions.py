@@ -158,6 +158,36 @@ async def test_outputs_are_grouped_and_the_4096_byte_cut_is_flagged(ops):
     assert group.truncated and done["fs-00"].output["truncated"]
 
 
+def ran_for(output: dict) -> float:
+    """Seconds between the run's reported startTime and endTime."""
+    from wsam_tui.ops.catalog import parse_time
+
+    return (parse_time(output["endTime"]) - parse_time(output["startTime"])).total_seconds()
+
+
+@pytest.mark.parametrize("sleeps", ["Start-Sleep 25", "Start-Sleep -Seconds 20; sleep 5",
+                                    "Start-Sleep -Milliseconds 25000"])
+async def test_a_scripts_sleeps_count_toward_its_run_time(ops, sleeps):
+    """The simulator's clock runs fast in tests (lro_seconds 0.2), but the run reports 25 s and more."""
+    _, servers, engine = ops
+    _, done, _ = await run(engine, servers, ["web-00", "fs-00"], "run-command", {"script": f"{sleeps}; 'awake'"})
+    for name in ("web-00", "fs-00"):
+        output = done[name].output
+        assert (done[name].state, output["executionState"], output["stdout"].strip()) == ("succeeded", "Succeeded", "awake")
+        assert 25 <= ran_for(output) < 28, (name, output["startTime"], output["endTime"])
+
+
+async def test_a_script_that_sleeps_past_its_timeout_ends_timed_out(ops):
+    _, servers, engine = ops
+    _, done, _ = await run(engine, servers, ["web-00", "fs-00"], "run-command",
+                           {"script": "Start-Sleep 45; 'too late'", "timeout": 30})
+    for name in ("web-00", "fs-00"):
+        t = done[name]
+        assert (t.state, t.code, t.output["executionState"]) == ("failed", "ExecutionTimedOut", "TimedOut")
+        assert t.message == "timed out after 30 s (the run's timeoutInSeconds)"
+        assert ran_for(t.output) == 30
+
+
 async def test_cancel_stops_dispatch_but_tracks_what_was_sent_and_retry_sends_the_rest(scenario_sim, tmp_path):
     conn = await connection(scenario_sim)
     try:

@@ -608,9 +608,12 @@ class Engine:
             else:
                 code = f"Execution{output['executionState'] or 'Failed'}"
                 first = output["stderr"].strip().splitlines()[0] if output["stderr"].strip() else ""
-                self._finish(live, t, TargetState.FAILED, code=code,
-                             message=f"exit code {output['exitCode']}" + (f": {first}" if first else ""),
-                             output=output, resource=clean)
+                message = f"exit code {output['exitCode']}" + (f": {first}" if first else "")
+                if code == "ExecutionTimedOut":  # stopped by ARM: the exit code is not the script's answer
+                    timeout = (doc.get("properties") or {}).get("timeoutInSeconds")
+                    message = f"timed out after {timeout} s (the run's timeoutInSeconds)" if isinstance(timeout, int) \
+                        else "timed out (the run's timeoutInSeconds)"
+                self._finish(live, t, TargetState.FAILED, code=code, message=message, output=output, resource=clean)
             return True
         if state == "succeeded":
             self._finish(live, t, TargetState.SUCCEEDED, resource=clean)

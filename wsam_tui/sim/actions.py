@@ -430,7 +430,8 @@ def legacy_run_command(sim: Simulator, ctx: Ctx) -> Reply:
     except ValueError as e:
         raise ArmError(400, "InvalidParameter", f"The run command '{command_id}' is not supported: {e}", target="commandId") from None
 
-    op = start_op(sim, doc, "runcommand.legacy", "runcommand.legacy", {"stdout": result.stdout, "stderr": result.stderr})
+    op = start_op(sim, doc, "runcommand.legacy", "runcommand.legacy", {"stdout": result.stdout, "stderr": result.stderr},
+                  duration=sim.state.config.run_seconds(result.duration_s))
     sim.state.legacy_run[key] = op.id
     return accepted(sim, ctx, op)
 
@@ -503,13 +504,15 @@ def put_run_command(sim: Simulator, ctx: Ctx) -> Reply:
     mkey = doc["id"].lower()
     now = sim.state.clock()
     start_at = max(now, sim.state.busy_until.get(mkey, 0))
-    duration = sim.state.config.lro_seconds
     timeout = int(props.get("timeoutInSeconds") or 0)
+    # The script runs for its own time (its commands, every Start-Sleep) unless its timeout stops it first.
+    script_seconds = min(result.duration_s, timeout) if timeout else result.duration_s
+    duration = sim.state.config.run_seconds(script_seconds)
     sim.state.busy_until[mkey] = start_at + duration
     sim.state.sim_machines.setdefault(rid.lower(), {})["_schedule"] = (start_at, start_at + duration)
     # What the script printed is decided now (the machine as it is when the command is accepted); the
     # protected parameters it ran with are not part of it.
-    args = {"run_command": rid, "start_at": start_at, "duration": duration, "timeout": timeout,
+    args = {"run_command": rid, "start_at": start_at, "duration": duration, "timeout": timeout, "script_seconds": script_seconds,
             "result": {"stdout": result.stdout, "stderr": result.stderr, "exit_code": result.exit_code,
                        "duration_s": result.duration_s}}
     async_exec = bool(props.get("asyncExecution"))
@@ -528,7 +531,7 @@ def _iso_epoch(t: float) -> str:
 
 @completion("runcommand.execute")
 def _finish_execution(state: SimState, op: Operation, *, run_command: str, start_at: float, timeout: int,
-                      result: dict, duration: float = 0.0) -> None:
+                      result: dict, duration: float = 0.0, script_seconds: float | None = None) -> None:
     rc = _doc(state, run_command)
     if rc is None:
         return
@@ -538,9 +541,12 @@ def _finish_execution(state: SimState, op: Operation, *, run_command: str, start
     exec_state = "TimedOut" if timed_out else ("Succeeded" if result["exit_code"] == 0 else "Failed")
     view = {
         "executionState": exec_state,
-        "executionMessage": "Execution completed" if exec_state == "Succeeded" else f"Execution {exec_state.lower()}",
+        "executionMessage": {"Succeeded": "Execution completed", "TimedOut": "Execution timed out"}.get(exec_state,
+                                                                                                         "Execution failed"),
         "exitCode": result["exit_code"], "output": out, "error": err,
-        "startTime": _iso_epoch(start_at), "endTime": now_iso(), "statuses": [],
+        # ended when the script did (on a fast test clock that is later than now); from an older state, now
+        "startTime": _iso_epoch(start_at),
+        "endTime": now_iso() if script_seconds is None else _iso_epoch(start_at + script_seconds), "statuses": [],
     }
     if out_cut or err_cut:
         view["statuses"] = [{"code": "ComponentStatus/OutputTruncated", "level": "Warning",

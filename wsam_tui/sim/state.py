@@ -179,13 +179,23 @@ class Operation:
         return cls(**data)
 
 
+# How long an operation runs by default; at this setting a script's own seconds are real seconds.
+DEFAULT_LRO_SECONDS = 3.0
+
+
 @dataclass
 class SimConfig:
-    lro_seconds: float = 3.0
+    lro_seconds: float = DEFAULT_LRO_SECONDS
     page_size: int = 1000
     denied_subscriptions: set[str] = field(default_factory=set)  # ARM and Resource Graph answer 403
     graph_denied_subscriptions: set[str] = field(default_factory=set)  # Resource Graph answers 403; ARM serves them
     tokens_per_tenant: bool = False  # a subscription's requests need a token of its tenant (as in Azure)
+
+    def run_seconds(self, script_seconds: float) -> float:
+        """How long a run takes on this clock: one operation's time, longer for a script that runs longer
+        (its commands and every Start-Sleep), scaled as operations are: a test's lro_seconds 0.3 passes
+        a 25 s sleep in 2.5 s, the default passes it in 25 s."""
+        return max(self.lro_seconds, script_seconds * self.lro_seconds / DEFAULT_LRO_SECONDS)
 
 
 class SimState:
