@@ -596,6 +596,43 @@ async def test_subs_and_tenant_commands_change_the_scope(world):
     assert SUB_A  # the scenario's other subscription stayed out of scope
 
 
+def picker_rows(picker: ScopePicker) -> dict[str, bool]:
+    """Each row's key, and whether it is ticked."""
+    return {r.key: r.key in picker.chosen for r in picker.rows}
+
+
+@pytest.mark.parametrize("offline", [False, True])
+async def test_subs_brings_back_a_subscription_taken_out_of_scope(world, offline):
+    """:subs lists every subscription known, the ones out of scope unticked: ticking one again brings its
+    servers back (refreshed online, from the cache offline), without a restart."""
+    app = app_for(world, offline=offline)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        everyone = {s.subscription_id for s in app.servers}
+        assert everyone == {SUB_A, SUB_B}
+        await type_command(pilot, "subs")
+        app.screen.chosen = {SUB_B}
+        await pilot.press("enter")
+        await (loaded(pilot) if offline else refreshed(pilot))
+        await wait_for(pilot, lambda: not app.busy and {s.subscription_id for s in app.servers} == {SUB_B},
+                       what="the scope narrowed")
+        await type_command(pilot, "subs")
+        assert isinstance(app.screen, ScopePicker)
+        rows = picker_rows(app.screen)
+        assert rows[SUB_A] is False and rows[SUB_B] is True, rows
+        await pilot.press("a")  # every row
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not app.busy and {s.subscription_id for s in app.servers} == everyone,
+                       what="the servers of the subscription brought back")
+        await type_command(pilot, "tenant")
+        assert isinstance(app.screen, ScopePicker) and app.screen.tenants
+        assert all(picker_rows(app.screen).values())
+        await pilot.press("escape")
+        await pilot.pause()
+        await type_command(pilot, "subs")
+        assert {k for k, ticked in picker_rows(app.screen).items() if ticked} >= {SUB_A, SUB_B}
+
+
 async def test_refresh_help_and_quit_commands(world):
     app = app_for(world)
     async with app.run_test(size=SIZE) as pilot:

@@ -292,3 +292,52 @@ def test_keys_sent_in_one_burst_apply_in_order(demo_console):
         tmux.keys("/", "C-u", "Enter")  # no filter for the next try
         tmux.wait(lambda s: "filter:" not in header(s) and table_has_keys(s), "the filter cleared")
     assert not wrong, f"{len(wrong)} of {TRIES} tries wrong: {wrong[:5]}"
+
+
+# ---- the scope: a tenant taken out of scope is brought back without a restart (issue 10, item 5) --------
+
+def demo_tenants() -> list[str]:
+    """The demo's tenant ids, in the order of its subscriptions (Contoso's first, then Fabrikam's)."""
+    fleet = json.loads(DEMO_FLEET.read_text(encoding="utf-8"))
+    return list(dict.fromkeys(s["tenantId"] for s in fleet["subscriptions"]))
+
+
+def test_a_tenant_taken_out_of_scope_comes_back_with_its_servers(tmux, tmp_path):
+    total, _ = demo_counts()
+    tmux.start(wsam_argv("--demo"), console_env(tmp_path))
+    tmux.wait(lambda s: f"{total:,} total" in header(s) and "│ online │" in header(s), "the refreshed fleet", 60)
+    assert "2 tenants · 3 subscriptions" in header(tmux.screen())
+    # :tenant, untick Fabrikam (the second row), enter: the scope is Contoso's two subscriptions
+    open_prompt(tmux, ":", "command (tab completes)")
+    tmux.type("tenant")
+    tmux.keys("Enter")
+    tmux.wait_text("Scope: choose tenants")
+    tmux.keys("Down", "Space")
+    tmux.wait_text("2 subscriptions selected")
+    tmux.keys("Enter")
+    screen = tmux.wait(lambda s: "1 tenant · 2 subscriptions" in header(s) and "│ online │" in header(s)
+                       and table_has_keys(s), "the narrowed scope refreshed", 60)
+    narrowed = int(re.search(r"([\d,]+) total", header(screen)).group(1).replace(",", ""))
+    assert 0 < narrowed < total
+    # :tenant again lists both tenants, Fabrikam unticked; :subs lists all three subscriptions
+    open_prompt(tmux, ":", "command (tab completes)")
+    tmux.type("tenant")
+    tmux.keys("Enter")
+    screen = tmux.wait_text("Scope: choose tenants")
+    contoso, fabrikam = demo_tenants()
+    assert re.search(rf"\[x\] .* {contoso} ", screen) and re.search(rf"\[ \] .* {fabrikam} ", screen), screen
+    tmux.keys("Escape")
+    tmux.wait(table_has_keys, "the table again")
+    open_prompt(tmux, ":", "command (tab completes)")
+    tmux.type("subs")
+    tmux.keys("Enter")
+    screen = tmux.wait_text("Scope: choose subscriptions")
+    assert re.search(r"\[ \] Fabrikam Hybrid .* out of scope ", screen), screen
+    assert len(re.findall(r"\[x\] Contoso ", screen)) == 2, screen
+    # a: every subscription, enter: Fabrikam's servers are back
+    tmux.keys("a")
+    tmux.wait_text("3 subscriptions selected")
+    tmux.keys("Enter")
+    tmux.wait(lambda s: f"{total:,} total" in header(s) and "2 tenants · 3 subscriptions" in header(s)
+              and "│ online │" in header(s), "every server again", 60)
+    assert f"{EXITED}0" in tmux.quit_console()

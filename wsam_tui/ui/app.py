@@ -1127,11 +1127,13 @@ class WsamApp(KeepRunning, App[None]):
     def _pick_scope(self, *, tenants: bool) -> None:
         from .pickers import ScopePicker
 
-        subs = list(self.snapshot.subscriptions) if self.snapshot else []
-        if not subs:
+        # Every subscription known, not only those in scope: one taken out can be ticked back in.
+        snapshot = self.snapshot
+        subs = list(snapshot.known_subscriptions or snapshot.subscriptions) if snapshot else []
+        if snapshot is None or not subs:
             self.notify("No subscriptions known yet.", severity="warning", markup=False)
             return
-        counts: dict[str, int] = {}
+        counts = {str(s.get("subscriptionId", "")).lower(): 0 for s in snapshot.subscriptions}  # in scope
         for s in self.servers:
             key = s.subscription_id.lower()
             counts[key] = counts.get(key, 0) + 1
