@@ -8,6 +8,7 @@ import asyncio
 import csv
 import io
 import json
+import re
 import subprocess
 
 import pytest
@@ -27,6 +28,7 @@ from tests.app_support import (
 from tests.fleetbuilder import SUB_A, SUB_B, scenario_fleet
 from wsam_tui.cli import main
 from wsam_tui.config import Settings
+from wsam_tui.fleet.query import COLUMNS
 from wsam_tui.fleet.model import Kind, State
 from wsam_tui.inventory import Inventory
 from wsam_tui.store.cache import Store
@@ -273,6 +275,38 @@ async def test_s_sorts_by_the_next_column_and_S_reverses(world):
         await pilot.pause()
         assert app.index.descending
         assert [app.servers[i].kind for i in app.table.view] == sorted(kinds, key=lambda k: k.value, reverse=True)
+
+
+def sort_arrow(app: WsamApp) -> tuple[int, str] | None:
+    """Where the table's header draws the sort arrow (its column on screen), and which arrow."""
+    for line in screen_text(app).splitlines()[:6]:
+        found = re.search(r"[▲▼]", line)
+        if found and "Name" in line:
+            return found.start(), found.group()
+    return None
+
+
+@pytest.mark.parametrize("size", [(400, 30), (100, 30)])
+async def test_s_sorts_by_each_column_left_to_right_as_drawn_and_the_header_shows_it(world, size):
+    """s moves the sort one column to the right, as the columns are drawn, and back to Name after the last;
+    the sorted column's header carries the arrow, in view even at 100 columns (the table scrolls to it)."""
+    app = app_for(world)
+    async with app.run_test(size=size) as pilot:
+        await loaded(pilot)
+        seen = []
+        for _ in COLUMNS:  # every column once, the last press back to Name
+            await pilot.press("s")
+            await pilot.pause()
+            arrow = sort_arrow(app)
+            assert arrow is not None and arrow[1] == "▲", f"no arrow on screen sorting by {app.index.sort_key}"
+            seen.append((arrow[0], app.index.sort_key))
+        assert seen[-1][1] == "name" and len({key for _, key in seen}) == len(COLUMNS)
+        if size == (400, 30):  # every column on screen: the arrow walks left to right
+            xs = [x for x, _ in seen]
+            assert xs[:-1] == sorted(xs[:-1]) and len(set(xs)) == len(xs) and xs[-1] < xs[0], seen
+        await pilot.press("S")
+        await pilot.pause()
+        assert sort_arrow(app)[1] == "▼" and app.index.descending
 
 
 async def test_x_toggles_the_gap_view(world):

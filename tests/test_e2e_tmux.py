@@ -341,3 +341,29 @@ def test_a_tenant_taken_out_of_scope_comes_back_with_its_servers(tmux, tmp_path)
     tmux.wait(lambda s: f"{total:,} total" in header(s) and "2 tenants · 3 subscriptions" in header(s)
               and "│ online │" in header(s), "every server again", 60)
     assert f"{EXITED}0" in tmux.quit_console()
+
+
+# ---- s sorts by the columns as drawn (issue 10, item 14) ------------------------------------------------
+
+def sort_arrow_x(screen: str) -> int:
+    """The column of the sort arrow in the table's header line (-1: not on screen)."""
+    for line in screen.splitlines()[:5]:
+        if "Name" in line and ("▲" in line or "▼" in line):
+            return max(line.find("▲"), line.find("▼"))
+    return -1
+
+
+def test_s_walks_the_sort_arrow_left_to_right_over_the_columns_on_screen(tmux, tmp_path):
+    tmux.start(wsam_argv("--demo"), console_env(tmp_path), size=(100, 30))
+    tmux.wait(lambda s: "│ online │" in header(s) and table_has_keys(s), "the refreshed fleet", 60)
+    xs = []
+    for _ in range(3):  # Kind, State, Cov: the columns right of Name, in the order drawn
+        before = xs[-1] if xs else 0
+        tmux.keys("s")
+        screen = tmux.wait(lambda s, before=before: sort_arrow_x(s) > before, "the arrow one column on")
+        xs.append(sort_arrow_x(screen))
+    assert xs == sorted(xs) and len(set(xs)) == 3, xs
+    assert "Cov▲" in tmux.screen()
+    tmux.keys("S")
+    tmux.wait_text("Cov▼")
+    assert f"{EXITED}0" in tmux.quit_console()

@@ -735,6 +735,7 @@ class WsamApp(KeepRunning, App[None]):
             return
         self.index.sort(column, descending)
         self.table.set_sort_indicator(self.index.sort_key, descending)
+        self.table.show_column(self.index.sort_key)  # the arrow in view, also at 100 columns
         self._apply_view()
 
     def on_server_table_sort_requested(self, message: ServerTable.SortRequested) -> None:
@@ -743,14 +744,26 @@ class WsamApp(KeepRunning, App[None]):
         self.sort_by(message.column_id, descending)
 
     def action_sort_next(self) -> None:
-        current = self.index.sort_key if self.index else "name"
-        i = COLUMNS.index(current) if current in COLUMNS else -1
-        self.sort_by(COLUMNS[(i + 1) % len(COLUMNS)])
-        self.notify(f"Sorted by {self.index.sort_key if self.index else ''}", markup=False, timeout=2)
+        """Sort by the column right of the sorted one, as the table draws them; after the last, the first."""
+        if self.index is None:
+            return
+        drawn = [spec.id for spec in self.table.columns_drawn]
+        current = self.index.sort_key
+        i = drawn.index(current) if current in drawn else -1
+        self.sort_by(drawn[(i + 1) % len(drawn)])
+        self._say_sort()
 
     def action_sort_reverse(self) -> None:
         if self.index is not None:
             self.sort_by(self.index.sort_key, not self.index.descending)
+            self._say_sort()
+
+    def _say_sort(self) -> None:
+        if self.index is None:
+            return
+        key, descending = self.index.sort_key, self.index.descending
+        title = next((spec.header for spec in self.table.columns_drawn if spec.id == key), key)
+        self.notify(f"Sorted by {title} {'▼ descending' if descending else '▲ ascending'}", markup=False, timeout=2)
 
     def action_details(self) -> None:
         pane = self.query_one("#details")
