@@ -28,8 +28,8 @@ from tests.app_support import (
 from tests.fleetbuilder import SUB_A, SUB_B, scenario_fleet
 from wsam_tui.cli import main
 from wsam_tui.config import Settings
-from wsam_tui.fleet.query import COLUMNS
 from wsam_tui.fleet.model import Kind, State
+from wsam_tui.fleet.query import COLUMNS
 from wsam_tui.inventory import Inventory
 from wsam_tui.store.cache import Store
 from wsam_tui.ui.app import ACTIONS, ConfirmScreen, FleetScreen, WsamApp
