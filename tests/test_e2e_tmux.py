@@ -355,7 +355,7 @@ def sort_arrow_x(screen: str) -> int:
 
 def test_s_walks_the_sort_arrow_left_to_right_over_the_columns_on_screen(tmux, tmp_path):
     tmux.start(wsam_argv("--demo"), console_env(tmp_path), size=(100, 30))
-    tmux.wait(lambda s: "│ online │" in header(s) and table_has_keys(s), "the refreshed fleet", 60)
+    tmux.wait(lambda s: "refreshed" in s and "│ online │" in header(s) and table_has_keys(s), "the refreshed fleet", 60)
     xs = []
     for _ in range(3):  # Kind, State, Cov: the columns right of Name, in the order drawn
         before = xs[-1] if xs else 0
