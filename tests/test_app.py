@@ -8,6 +8,7 @@ import asyncio
 import csv
 import io
 import json
+import re
 import subprocess
 
 import pytest
@@ -28,6 +29,7 @@ from tests.fleetbuilder import SUB_A, SUB_B, scenario_fleet
 from wsam_tui.cli import main
 from wsam_tui.config import Settings
 from wsam_tui.fleet.model import Kind, State
+from wsam_tui.fleet.query import COLUMNS
 from wsam_tui.inventory import Inventory
 from wsam_tui.store.cache import Store
 from wsam_tui.ui.app import ACTIONS, ConfirmScreen, FleetScreen, WsamApp
@@ -273,6 +275,38 @@ async def test_s_sorts_by_the_next_column_and_S_reverses(world):
         await pilot.pause()
         assert app.index.descending
         assert [app.servers[i].kind for i in app.table.view] == sorted(kinds, key=lambda k: k.value, reverse=True)
+
+
+def sort_arrow(app: WsamApp) -> tuple[int, str] | None:
+    """Where the table's header draws the sort arrow (its column on screen), and which arrow."""
+    for line in screen_text(app).splitlines()[:6]:
+        found = re.search(r"[▲▼]", line)
+        if found and "Name" in line:
+            return found.start(), found.group()
+    return None
+
+
+@pytest.mark.parametrize("size", [(400, 30), (100, 30)])
+async def test_s_sorts_by_each_column_left_to_right_as_drawn_and_the_header_shows_it(world, size):
+    """s moves the sort one column to the right, as the columns are drawn, and back to Name after the last;
+    the sorted column's header carries the arrow, in view even at 100 columns (the table scrolls to it)."""
+    app = app_for(world)
+    async with app.run_test(size=size) as pilot:
+        await loaded(pilot)
+        seen = []
+        for _ in COLUMNS:  # every column once, the last press back to Name
+            await pilot.press("s")
+            await pilot.pause()
+            arrow = sort_arrow(app)
+            assert arrow is not None and arrow[1] == "▲", f"no arrow on screen sorting by {app.index.sort_key}"
+            seen.append((arrow[0], app.index.sort_key))
+        assert seen[-1][1] == "name" and len({key for _, key in seen}) == len(COLUMNS)
+        if size == (400, 30):  # every column on screen: the arrow walks left to right
+            xs = [x for x, _ in seen]
+            assert xs[:-1] == sorted(xs[:-1]) and len(set(xs)) == len(xs) and xs[-1] < xs[0], seen
+        await pilot.press("S")
+        await pilot.pause()
+        assert sort_arrow(app)[1] == "▼" and app.index.descending
 
 
 async def test_x_toggles_the_gap_view(world):
@@ -594,6 +628,43 @@ async def test_subs_and_tenant_commands_change_the_scope(world):
         await pilot.pause()
         assert app.session.info.subscriptions == (SUB_B,)
     assert SUB_A  # the scenario's other subscription stayed out of scope
+
+
+def picker_rows(picker: ScopePicker) -> dict[str, bool]:
+    """Each row's key, and whether it is ticked."""
+    return {r.key: r.key in picker.chosen for r in picker.rows}
+
+
+@pytest.mark.parametrize("offline", [False, True])
+async def test_subs_brings_back_a_subscription_taken_out_of_scope(world, offline):
+    """:subs lists every subscription known, the ones out of scope unticked: ticking one again brings its
+    servers back (refreshed online, from the cache offline), without a restart."""
+    app = app_for(world, offline=offline)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        everyone = {s.subscription_id for s in app.servers}
+        assert everyone == {SUB_A, SUB_B}
+        await type_command(pilot, "subs")
+        app.screen.chosen = {SUB_B}
+        await pilot.press("enter")
+        await (loaded(pilot) if offline else refreshed(pilot))
+        await wait_for(pilot, lambda: not app.busy and {s.subscription_id for s in app.servers} == {SUB_B},
+                       what="the scope narrowed")
+        await type_command(pilot, "subs")
+        assert isinstance(app.screen, ScopePicker)
+        rows = picker_rows(app.screen)
+        assert rows[SUB_A] is False and rows[SUB_B] is True, rows
+        await pilot.press("a")  # every row
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not app.busy and {s.subscription_id for s in app.servers} == everyone,
+                       what="the servers of the subscription brought back")
+        await type_command(pilot, "tenant")
+        assert isinstance(app.screen, ScopePicker) and app.screen.tenants
+        assert all(picker_rows(app.screen).values())
+        await pilot.press("escape")
+        await pilot.pause()
+        await type_command(pilot, "subs")
+        assert {k for k, ticked in picker_rows(app.screen).items() if ticked} >= {SUB_A, SUB_B}
 
 
 async def test_refresh_help_and_quit_commands(world):

@@ -36,7 +36,7 @@ def table_has_keys(screen: str) -> bool:
 
 def open_prompt(tmux: Tmux, key: str, placeholder: str) -> None:
     """Open the filter bar or the command line and wait until it shows, as a person does before typing.
-    (Keys that arrive in the same burst as the opening key go to the table instead: see the report.)"""
+    (Keys sent in the same write go to the bar too: test_keys_sent_in_one_burst_apply_in_order.)"""
     tmux.keys(key)
     tmux.wait_text(placeholder)
 
@@ -145,8 +145,8 @@ def run_command_on_connected_arc(tmux: Tmux, script: tuple[str, ...]) -> int:
     tmux.wait_text("enter: choose · esc: close")
     tmux.keys("Down", "Down", "Down", "Enter")  # Run Command, the fourth action
     tmux.wait_text("Script (PowerShell)")
-    # a person waits for each step to show before the next (keys sent with the step that opens a screen can
-    # reach the screen before: issue 10 item 3, not this test's subject)
+    # a person waits for each step to show before the next (keys typed ahead of a screen:
+    # test_keys_sent_with_a_screen_opening_key_go_to_the_screen_it_opens)
     for line in script:
         tmux.type(line)
         tmux.wait_text(line)
@@ -292,3 +292,104 @@ def test_keys_sent_in_one_burst_apply_in_order(demo_console):
         tmux.keys("/", "C-u", "Enter")  # no filter for the next try
         tmux.wait(lambda s: "filter:" not in header(s) and table_has_keys(s), "the filter cleared")
     assert not wrong, f"{len(wrong)} of {TRIES} tries wrong: {wrong[:5]}"
+
+
+# ---- the scope: a tenant taken out of scope is brought back without a restart (issue 10, item 5) --------
+
+def demo_tenants() -> list[str]:
+    """The demo's tenant ids, in the order of its subscriptions (Contoso's first, then Fabrikam's)."""
+    fleet = json.loads(DEMO_FLEET.read_text(encoding="utf-8"))
+    return list(dict.fromkeys(s["tenantId"] for s in fleet["subscriptions"]))
+
+
+def test_a_tenant_taken_out_of_scope_comes_back_with_its_servers(tmux, tmp_path):
+    total, _ = demo_counts()
+    tmux.start(wsam_argv("--demo"), console_env(tmp_path))
+    tmux.wait(lambda s: f"{total:,} total" in header(s) and "│ online │" in header(s), "the refreshed fleet", 60)
+    assert "2 tenants · 3 subscriptions" in header(tmux.screen())
+    # :tenant, untick Fabrikam (the second row), enter: the scope is Contoso's two subscriptions
+    open_prompt(tmux, ":", "command (tab completes)")
+    tmux.type("tenant")
+    tmux.keys("Enter")
+    tmux.wait_text("Scope: choose tenants")
+    tmux.keys("Down", "Space")
+    tmux.wait_text("2 subscriptions selected")
+    tmux.keys("Enter")
+    screen = tmux.wait(lambda s: "1 tenant · 2 subscriptions" in header(s) and "│ online │" in header(s)
+                       and table_has_keys(s), "the narrowed scope refreshed", 60)
+    narrowed = int(re.search(r"([\d,]+) total", header(screen)).group(1).replace(",", ""))
+    assert 0 < narrowed < total
+    # :tenant again lists both tenants, Fabrikam unticked; :subs lists all three subscriptions
+    open_prompt(tmux, ":", "command (tab completes)")
+    tmux.type("tenant")
+    tmux.keys("Enter")
+    screen = tmux.wait_text("Scope: choose tenants")
+    contoso, fabrikam = demo_tenants()
+    assert re.search(rf"\[x\] .* {contoso} ", screen) and re.search(rf"\[ \] .* {fabrikam} ", screen), screen
+    tmux.keys("Escape")
+    tmux.wait(table_has_keys, "the table again")
+    open_prompt(tmux, ":", "command (tab completes)")
+    tmux.type("subs")
+    tmux.keys("Enter")
+    screen = tmux.wait_text("Scope: choose subscriptions")
+    assert re.search(r"\[ \] Fabrikam Hybrid .* out of scope ", screen), screen
+    assert len(re.findall(r"\[x\] Contoso ", screen)) == 2, screen
+    # a: every subscription, enter: Fabrikam's servers are back
+    tmux.keys("a")
+    tmux.wait_text("3 subscriptions selected")
+    tmux.keys("Enter")
+    tmux.wait(lambda s: f"{total:,} total" in header(s) and "2 tenants · 3 subscriptions" in header(s)
+              and "│ online │" in header(s), "every server again", 60)
+    assert f"{EXITED}0" in tmux.quit_console()
+
+
+# ---- s sorts by the columns as drawn (issue 10, item 14) ------------------------------------------------
+
+def sort_arrow_x(screen: str) -> int:
+    """The column of the sort arrow in the table's header line (-1: not on screen)."""
+    for line in screen.splitlines()[:5]:
+        if "Name" in line and ("▲" in line or "▼" in line):
+            return max(line.find("▲"), line.find("▼"))
+    return -1
+
+
+def test_s_walks_the_sort_arrow_left_to_right_over_the_columns_on_screen(tmux, tmp_path):
+    tmux.start(wsam_argv("--demo"), console_env(tmp_path), size=(100, 30))
+    tmux.wait(lambda s: "refreshed" in s and "│ online │" in header(s) and table_has_keys(s), "the refreshed fleet", 60)
+    xs = []
+    for _ in range(3):  # Kind, State, Cov: the columns right of Name, in the order drawn
+        before = xs[-1] if xs else 0
+        tmux.keys("s")
+        screen = tmux.wait(lambda s, before=before: sort_arrow_x(s) > before, "the arrow one column on")
+        xs.append(sort_arrow_x(screen))
+    assert xs == sorted(xs) and len(set(xs)) == 3, xs
+    assert "Cov▲" in tmux.screen()
+    tmux.keys("S")
+    tmux.wait_text("Cov▼")
+    assert f"{EXITED}0" in tmux.quit_console()
+
+
+# ---- keys typed ahead of a screen go to that screen ----------------------------------------------------
+
+def test_keys_sent_with_a_screen_opening_key_go_to_the_screen_it_opens(tmux, tmp_path):
+    """Each step of the jobs flow as one write, keys typed ahead of the screen they are for: the script goes
+    into the Run Command form that enter opens (its first letters used to reach the menu being closed), the
+    count into the plan's field, and J, typed after the enter that starts the job, opens the jobs pane (it
+    used to land in the count field)."""
+    env = console_env(tmp_path)
+    env["WSAM_DEMO_LRO_SECONDS"] = "1"
+    tmux.start(wsam_argv("--demo"), env)
+    tmux.wait(lambda s: "refreshed" in s and "│ online │" in header(s), "the refreshed fleet", 60)
+    tmux.keys("/", "C-u", "kind:arc state:connected", "Enter", "a")
+    screen = tmux.wait(lambda s: re.search(r"│ ([\d,]+) shown · \1 marked", header(s)) is not None
+                       and "filter: kind:arc" in header(s) and table_has_keys(s), "the connected Arc servers marked")
+    shown = int(re.search(r"│ ([\d,]+) shown", header(screen)).group(1).replace(",", ""))
+    assert shown > 10  # above the threshold: the plan asks for the count
+    tmux.keys("o", "Down", "Down", "Down", "Enter", "hostname")  # Run Command, the fourth action
+    screen = tmux.wait(lambda s: "Script (PowerShell)" in s and "hostname" in s, "the script in the form")
+    assert re.search(r"▊ 1  hostname\s", screen), screen
+    tmux.keys("C-g", str(shown), "Enter", "J")
+    screen = tmux.wait(lambda s: f"of {shown} ended" in s and "Run Command: hostname" in s, "the jobs pane")
+    assert "Type exactly" not in screen
+    tmux.wait_text(f"{shown} of {shown} ended", 60)
+    assert f"{EXITED}0" in tmux.quit_console()

@@ -113,6 +113,7 @@ class Snapshot:
     oldest: datetime | None
     newest: datetime | None
     notices: list[str]
+    known_subscriptions: list[dict] = field(default_factory=list)  # in scope or not, as last listed
 
 
 def subscription_of(row: dict) -> str:
@@ -168,10 +169,10 @@ class Inventory:
         self.stale_after_days = stale_after_days
 
     async def list_subscriptions(self, conn: Connection, wanted: Sequence[str] = ()) -> list[dict]:
-        subs, _ = await self._list_subscriptions(conn, wanted)
-        return subs
+        subs, failed = await self._list_subscriptions(conn)
+        return _in_scope(subs, wanted, failed)
 
-    async def _list_subscriptions(self, conn: Connection, wanted: Sequence[str]) -> tuple[list[dict], dict[str, str]]:
+    async def _list_subscriptions(self, conn: Connection) -> tuple[list[dict], dict[str, str]]:
         """The subscriptions of every tenant the account reaches, and the tenants whose token failed.
 
         ARM lists the subscriptions of the token's tenant only (and those delegated to it through
@@ -197,16 +198,7 @@ class Inventory:
                     known = self.store.get_meta("subscriptions", []) or []
                     subs.extend(dict(s) for s in known if isinstance(s, dict) and str(s.get("tenantId") or "").lower() == tenant
                                 and str(s.get("subscriptionId") or "").lower() not in seen)
-        if wanted:
-            keys = {w.lower() for w in wanted}
-            chosen = [s for s in subs if s["subscriptionId"].lower() in keys or str(s.get("displayName", "")).lower() in keys]
-            missing = keys - {s["subscriptionId"].lower() for s in chosen} - {str(s.get("displayName", "")).lower() for s in chosen}
-            if missing:
-                unread = "".join(f"; {message}" for message in failed.values())  # perhaps in a tenant without a token
-                raise ArmHttpError(404, "SubscriptionNotFound",
-                                   f"not visible to this credential: {', '.join(sorted(missing))}{unread}")
-            subs = chosen
-        return [s for s in subs if str(s.get("state", "Enabled")) not in ("Disabled", "Deleted")], failed
+        return subs, failed
 
     async def _other_tenants(self, conn: Connection, covered: set[str]) -> list[str]:
         """Tenant ids of ``GET /tenants`` not in ``covered`` (lower-case). An endpoint without the list
@@ -225,9 +217,13 @@ class Inventory:
         outright (403 on every source) is read again through ARM's own lists (arm/armlist.py), and
         ``graph=False`` reads every subscription that way."""
         started = time.monotonic()
-        subs, tenant_failures = await self._list_subscriptions(conn, wanted)
+        listed, tenant_failures = await self._list_subscriptions(conn)
+        # Every enabled subscription listed, not only the scope's: :subs offers them all (one taken out of
+        # scope can be brought back) and its last known rows stay readable.
         self.store.put_meta("subscriptions", [
-            {k: s.get(k) for k in ("subscriptionId", "displayName", "tenantId", "state")} for s in subs])
+            {k: s.get(k) for k in ("subscriptionId", "displayName", "tenantId", "state")}
+            for s in _in_scope(listed, (), tenant_failures)])
+        subs = _in_scope(listed, wanted, tenant_failures)
         tenant_of = {s["subscriptionId"].lower(): str(s.get("tenantId") or "") for s in subs}
         conn.transport.set_tenants(tenant_of)  # each subscription's requests carry its own tenant's token
         ids = [s["subscriptionId"] for s in subs]
@@ -291,7 +287,7 @@ class Inventory:
 
         ``part=(k, n)``: only the servers of the k-th of n shares of the subscriptions (balanced by server
         count), for deriving in n processes at once; the snapshot's other fields are the whole fleet's."""
-        subs_meta = self.store.get_meta("subscriptions", []) or []
+        subs_meta = known = self.store.get_meta("subscriptions", []) or []
         if wanted:
             keys = {w.lower() for w in wanted}
             subs_meta = [s for s in subs_meta if str(s.get("subscriptionId", "")).lower() in keys
@@ -343,7 +339,23 @@ class Inventory:
             del raw, rows
         servers.sort(key=lambda s: (s.name.lower(), s.id.lower()))
         return Snapshot(servers=servers, subscriptions=subs_meta, oldest=min(fetched, default=None),
-                        newest=max(fetched, default=None), notices=list(self.store.notices))
+                        newest=max(fetched, default=None), notices=list(self.store.notices), known_subscriptions=known)
+
+
+def _in_scope(subs: list[dict], wanted: Sequence[str], failed: dict[str, str]) -> list[dict]:
+    """The enabled subscriptions of ``subs`` that ``wanted`` names (by id or display name; none: all of them).
+    A name that matches none raises SubscriptionNotFound (``failed``: the tenants without a token, which may
+    hold it)."""
+    if wanted:
+        keys = {w.lower() for w in wanted}
+        chosen = [s for s in subs if s["subscriptionId"].lower() in keys or str(s.get("displayName", "")).lower() in keys]
+        missing = keys - {s["subscriptionId"].lower() for s in chosen} - {str(s.get("displayName", "")).lower() for s in chosen}
+        if missing:
+            unread = "".join(f"; {message}" for message in failed.values())  # perhaps in a tenant without a token
+            raise ArmHttpError(404, "SubscriptionNotFound",
+                               f"not visible to this credential: {', '.join(sorted(missing))}{unread}")
+        subs = chosen
+    return [s for s in subs if str(s.get("state", "Enabled")) not in ("Disabled", "Deleted")]
 
 
 def source_status(m: Manifest) -> SourceStatus | None:

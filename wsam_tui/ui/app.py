@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import ctypes
 import gc
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -182,6 +183,8 @@ ACTIONS: tuple[ActionInfo, ...] = (
 KEY_NAMES = {"slash": "/", "colon": ":", "question_mark": "?", "space": "space", "escape": "esc"}
 
 
+KEY_SETTLE_S = 0.005  # between looks at whether a key's effects have settled (_key_settled)
+KEY_SETTLE_MAX_S = 1.0  # the longest the next key waits for them
 AGE_TICK_S = 1.0  # ages on screen are renewed this often (a header line; the details pane only if open)
 PROMPTS = frozenset({"filter", "command"})  # actions that open a bar to type into
 APP_WIDE = frozenset({"help", "jobs", "quit"})  # actions that make sense in front of any screen
@@ -287,6 +290,8 @@ class WsamApp(KeepRunning, App[None]):
         self._keys_waiting: deque[events.Key] = deque()  # typed, not yet handed on (see _next_keys)
         self._key_on_way: int | None = None  # the KeyDone awaited for the key handed on last
         self._key_screen: Screen | None = None  # the screen that key went to
+        self._key_seen: tuple[int, ...] = ()  # the screens and focus at the last look (_key_settled)
+        self._key_deadline = 0.0  # when the next key goes on even if the last one has not settled
         self._bar_hold: int | None = None  # the KeyDone awaited after enter/escape in a bar (see _hold_keys)
         self._waits = 0  # numbers those waits
         self._header_text = ""
@@ -735,6 +740,7 @@ class WsamApp(KeepRunning, App[None]):
             return
         self.index.sort(column, descending)
         self.table.set_sort_indicator(self.index.sort_key, descending)
+        self.table.show_column(self.index.sort_key)  # the arrow in view, also at 100 columns
         self._apply_view()
 
     def on_server_table_sort_requested(self, message: ServerTable.SortRequested) -> None:
@@ -743,14 +749,26 @@ class WsamApp(KeepRunning, App[None]):
         self.sort_by(message.column_id, descending)
 
     def action_sort_next(self) -> None:
-        current = self.index.sort_key if self.index else "name"
-        i = COLUMNS.index(current) if current in COLUMNS else -1
-        self.sort_by(COLUMNS[(i + 1) % len(COLUMNS)])
-        self.notify(f"Sorted by {self.index.sort_key if self.index else ''}", markup=False, timeout=2)
+        """Sort by the column right of the sorted one, as the table draws them; after the last, the first."""
+        if self.index is None:
+            return
+        drawn = [spec.id for spec in self.table.columns_drawn]
+        current = self.index.sort_key
+        i = drawn.index(current) if current in drawn else -1
+        self.sort_by(drawn[(i + 1) % len(drawn)])
+        self._say_sort()
 
     def action_sort_reverse(self) -> None:
         if self.index is not None:
             self.sort_by(self.index.sort_key, not self.index.descending)
+            self._say_sort()
+
+    def _say_sort(self) -> None:
+        if self.index is None:
+            return
+        key, descending = self.index.sort_key, self.index.descending
+        title = next((spec.header for spec in self.table.columns_drawn if spec.id == key), key)
+        self.notify(f"Sorted by {title} {'▼ descending' if descending else '▲ ascending'}", markup=False, timeout=2)
 
     def action_details(self) -> None:
         pane = self.query_one("#details")
@@ -870,6 +888,10 @@ class WsamApp(KeepRunning, App[None]):
     # A bar also opens (takes the focus) and closes (hands it back) only when the messages queued before it
     # have run: keys typed just after `/` or `:` are sent to the bar until it has the focus (_type_into),
     # keys typed after enter or escape in a bar wait until it has closed (_hold_keys).
+    # And a key that opens or closes a screen (enter in the action menu, ctrl+g in a form, enter in the plan)
+    # does it through messages its handler posts behind the KeyDone: the next key waits until the screens
+    # have nothing left queued and stand as at the last look (_key_settled), so it goes to the screen the key
+    # opened, as a person typing ahead expects.
 
     def _type_into(self, field: Widget) -> None:
         """Focus ``field`` and send it every key typed from now on until it has the focus: a bar that was
@@ -895,6 +917,8 @@ class WsamApp(KeepRunning, App[None]):
         """Hand on the keys typed, one at a time: each once the KeyDone sent behind the one before it has come
         back, and not while a bar is closing."""
         while self._keys_waiting and self._key_on_way is None and self._bar_hold is None:
+            self._key_seen = self._screens_and_focus()
+            self._key_deadline = time.monotonic() + KEY_SETTLE_MAX_S
             went_to = await self._route_key(self._keys_waiting.popleft())
             wait = self._new_wait()
             if went_to.post_message(KeyDone(wait)):
@@ -908,8 +932,23 @@ class WsamApp(KeepRunning, App[None]):
         if self._key_on_way is not None and self._key_screen not in self.screen_stack:
             self.post_message(KeyDone(self._key_on_way))
 
+    def _screens_and_focus(self) -> tuple[int, ...]:
+        return (*map(id, self.screen_stack), id(self.focused))
+
+    def _key_settled(self) -> bool:
+        """Whether what the key handed on last set off has happened: no message queued on any screen or
+        widget, and the screens and focus as at the last look (a screen's closing and the next one's opening
+        run between messages). At most KEY_SETTLE_MAX_S: a screen always busy must not stop the keyboard."""
+        busy = any(node.message_queue_size or node._next_callbacks
+                   for screen in self.screen_stack for node in screen.walk_children(with_self=True))
+        seen, self._key_seen = self._key_seen, self._screens_and_focus()
+        return (not busy and seen == self._key_seen) or time.monotonic() > self._key_deadline
+
     async def on_key_done(self, message: KeyDone) -> None:
         if message.wait == self._key_on_way:
+            if not self._key_settled():
+                self.set_timer(KEY_SETTLE_S, lambda: self.post_message(KeyDone(message.wait)))
+                return
             self._key_on_way = None
         elif message.wait == self._bar_hold:
             self._bar_hold = None
@@ -1127,11 +1166,13 @@ class WsamApp(KeepRunning, App[None]):
     def _pick_scope(self, *, tenants: bool) -> None:
         from .pickers import ScopePicker
 
-        subs = list(self.snapshot.subscriptions) if self.snapshot else []
-        if not subs:
+        # Every subscription known, not only those in scope: one taken out can be ticked back in.
+        snapshot = self.snapshot
+        subs = list(snapshot.known_subscriptions or snapshot.subscriptions) if snapshot else []
+        if snapshot is None or not subs:
             self.notify("No subscriptions known yet.", severity="warning", markup=False)
             return
-        counts: dict[str, int] = {}
+        counts = {str(s.get("subscriptionId", "")).lower(): 0 for s in snapshot.subscriptions}  # in scope
         for s in self.servers:
             key = s.subscription_id.lower()
             counts[key] = counts.get(key, 0) + 1

@@ -48,6 +48,12 @@ def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'s' * (n != 1)}"
 
 
+def _servers(ids: Sequence[str], servers: Mapping[str, int]) -> str:
+    """How many servers the subscriptions hold; none counted: they are out of scope (not loaded)."""
+    counts = [servers[i.lower()] for i in ids if i.lower() in servers]
+    return _plural(sum(counts), "server") if counts else "out of scope"
+
+
 def subscription_rows(subscriptions: Sequence[Mapping], servers: Mapping[str, int]) -> list[ScopeRow]:
     rows = []
     for s in subscriptions:
@@ -57,9 +63,8 @@ def subscription_rows(subscriptions: Sequence[Mapping], servers: Mapping[str, in
         name = clean_text(s.get("displayName"), limit=200) or sid
         tenant = clean_text(s.get("tenantId"))
         state = clean_text(s.get("state")) or "Enabled"
-        count = servers.get(sid.lower(), 0)
         # The tenant last: on a narrow terminal it is what gets cut (lines never wrap).
-        label = (f"{_fit(name, NAME_WIDTH):<{NAME_WIDTH}} {sid:<{ID_WIDTH}} {_plural(count, 'server'):>13}  "
+        label = (f"{_fit(name, NAME_WIDTH):<{NAME_WIDTH}} {sid:<{ID_WIDTH}} {_servers((sid,), servers):>13}  "
                  f"{_fit(state, 10):<10} tenant {tenant}")
         rows.append(ScopeRow(sid.lower(), label, f"{name} {sid} {tenant} {state}".lower(), (sid,)))
     return rows
@@ -76,11 +81,10 @@ def tenant_rows(subscriptions: Sequence[Mapping], servers: Mapping[str, int],
     for tenant, subs in by_tenant.items():
         ids = tuple(clean_text(s.get("subscriptionId")) for s in subs)
         name = clean_text(names.get(tenant), limit=200) or ("—" if tenant else "(no tenant)")  # the id has its column
-        count = sum(servers.get(i.lower(), 0) for i in ids)
         inactive = sum(1 for s in subs if str(s.get("state", "")).lower() in INACTIVE_STATES)
         state = f"{inactive} disabled" if inactive else "Enabled"
         label = (f"{_fit(name, NAME_WIDTH):<{NAME_WIDTH}} {tenant:<{ID_WIDTH}} {_plural(len(ids), 'subscription'):>17} "
-                 f"{_plural(count, 'server'):>13}  {state}")
+                 f"{_servers(ids, servers):>13}  {state}")
         sub_names = " ".join(clean_text(s.get("displayName")) for s in subs)
         rows.append(ScopeRow(tenant, label, f"{name} {tenant} {sub_names} {' '.join(ids)}".lower(), ids))
     return rows
@@ -88,7 +92,8 @@ def tenant_rows(subscriptions: Sequence[Mapping], servers: Mapping[str, int],
 
 class ScopePicker(ModalScreen[list[str] | None]):
     """Choose subscriptions (or tenants, ``tenants=True``). Dismisses with the chosen subscription ids, or
-    None when cancelled. ``servers`` maps a lower-case subscription id to its server count; ``selected``
+    None when cancelled. ``servers`` maps a lower-case subscription id to its server count (one not in it is
+    out of scope: its servers are not loaded, the row says so); ``selected``
     (ids or display names) is the current scope, empty meaning every subscription."""
 
     DEFAULT_CSS = """

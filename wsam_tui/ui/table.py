@@ -609,6 +609,26 @@ class ServerTable(ScrollView, can_focus=True):
         self._sort = (column_id, descending) if column_id else None
         self.refresh(Region(0, 0, self.size.width, HEADER_LINES))
 
+    @property
+    def columns_drawn(self) -> list[ColumnSpec]:
+        """The columns as drawn, left to right (the frozen ones first)."""
+        return [c.spec for c in (*self._frozen, *self._scrolling)]
+
+    def show_column(self, column_id: str) -> None:
+        """Scroll the unfrozen columns as little as needed to bring this one into view (a frozen one is)."""
+        col = next((c for c in self._scrolling if c.spec.id == column_id), None)
+        if col is None:
+            return
+        room = max(self._viewport()[0] - self._frozen_width, 0)
+        x = round(self.scroll_x)
+        if col.start < x:
+            target = col.start
+        elif col.start + col.width + 1 > x + room:
+            target = min(col.start, col.start + col.width + 1 - room)
+        else:
+            return
+        self.scroll_to(x=min(target, self.max_scroll_x), animate=False, immediate=True)
+
     def move_to(self, server_id: str) -> bool:
         """Put the cursor on this server if it is shown (e.g. a jump from the command palette)."""
         idx = self._data.index_of.get(server_id)
