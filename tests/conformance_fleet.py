@@ -408,4 +408,6 @@ def conformance_fleet() -> dict:
         "subscriptions": [_subscription(SUB_A, "Production", TENANT), _subscription(SUB_B, "Apps", TENANT),
                           _subscription(SUB_C, "Labs", TENANT_2)],
         "resources": resources,
+        # web-01 has a public IP (the examples' NIC shows one); which of the others have one is the simulator's choice
+        "simulation": {"machines": {web["id"]: {"publicIpAddress": "203.0.113.10"}}},
     })

@@ -112,15 +112,11 @@ AUTOMANAGE = "issue 12 (Automanage: assign a best-practices configuration profil
 HOTPATCH_ARC = "issue 12 (hotpatch on Arc: the machine's license profile)"
 UPDATE_MANAGER = "issue 12 (Update Manager settings: assign a maintenance configuration)"
 FILE_SYNC = "issue 12 (File Sync: the registered server as evidence beside the in-guest probe)"
-AZ_READS = "issue 13 (the reads the Azure CLI makes against the simulator)"
 NOT_SERVED_YET: dict[str, str] = {
     "Microsoft.Automanage/2022-05-04/createOrUpdateConfigurationProfileAssignment.json": AUTOMANAGE,
     "Microsoft.Automanage/2022-05-04/createOrUpdateConfigurationProfileHCRPAssignment.json": AUTOMANAGE,
     "Microsoft.Automanage/2022-05-04/getBestPractice.json": AUTOMANAGE,
     "Microsoft.Automanage/2022-05-04/listBestPracticesByTenant.json": AUTOMANAGE,
-    "Microsoft.Compute/2026-04-01/VirtualMachineExtensionImage_Get_MaximumSet_Gen.json": AZ_READS,
-    "Microsoft.Compute/2026-04-01/VirtualMachineExtensionImage_ListTypes_MaximumSet_Gen.json": AZ_READS,
-    "Microsoft.Compute/2026-04-01/VirtualMachineExtensionImage_ListVersions_MaximumSet_Gen.json": AZ_READS,
     "Microsoft.GuestConfiguration/2024-04-05/createOrUpdateGuestConfigurationAssignment.json": GUEST_CONFIG,
     "Microsoft.GuestConfiguration/2024-04-05/createOrUpdateGuestConfigurationHCRPAssignment.json": GUEST_CONFIG,
     "Microsoft.HybridCompute/2026-09-01/LicenseProfile_CreateOrUpdate.json": HOTPATCH_ARC,
@@ -131,8 +127,6 @@ NOT_SERVED_YET: dict[str, str] = {
     "Microsoft.HybridCompute/2026-09-01/Machines_Update.json":
         "issue 12 (Update Manager settings: the machine's patchSettings PATCH; the simulator applies only tags and identity "
         "today and refuses the rest)",
-    "Microsoft.Network/2025-07-01/NetworkInterfaceGet.json": AZ_READS,
-    "Microsoft.Network/2025-09-01/PublicIpAddressGet.json": AZ_READS,
     "Microsoft.RecoveryServices/2026-02-01/BackupPolicies_List.json": BACKUP,
     "Microsoft.RecoveryServices/2026-02-01/ConfigureProtection.json": BACKUP,
     "Microsoft.RecoveryServices/2026-02-01/TriggerBackup_Post.json": BACKUP,
@@ -141,7 +135,6 @@ NOT_SERVED_YET: dict[str, str] = {
     "Microsoft.RecoveryServices/2026-05-01/ReplicationProtectedItems_Create.json": SITE_RECOVERY,
     "Microsoft.RecoveryServices/2026-05-01/ReplicationProtectionContainers_List.json": SITE_RECOVERY,
     "Microsoft.RecoveryServices/2026-05-01/ReplicationProtectionIntents_Create.json": SITE_RECOVERY,
-    "Microsoft.Resources/2025-04-01/ResourceGroups_Get.json": AZ_READS,
     "Microsoft.Security/2024-01-01/DeleteResourcePricing_example.json": DEFENDER,
     "Microsoft.Security/2024-01-01/PutPricingVMsByName_example.json": DEFENDER,
     "Microsoft.Security/2024-01-01/PutResourcePricingByNameVirtualMachines_example.json": DEFENDER,
@@ -153,7 +146,6 @@ NOT_SERVED_YET: dict[str, str] = {
 # The request each NOT_SERVED example makes, adapted to the fleet: the simulator must refuse it, so that
 # an operation that becomes served has to move to SERVED (and be checked).
 _CREATE_VM = ("PUT", f"{VM_ID}", "parameters")
-_EXTENSION_IMAGES = f"/subscriptions/{SUB_A}/providers/Microsoft.Compute/locations/westeurope/publishers/Microsoft.Azure.Security/artifacttypes/vmextension"
 _NEW_PROTECTED_ITEM = (f"{VAULT_ID}/backupFabrics/Azure/protectionContainers/IaasVMContainer;iaasvmcontainerv2;rg-web;web-02"
                        "/protectedItems/VM;iaasvmcontainerv2;rg-web;web-02")
 _SYNC_SERVICE = f"/subscriptions/{SUB_A}/resourceGroups/rg-files/providers/Microsoft.StorageSync/storageSyncServices/sync-weu"
@@ -183,11 +175,6 @@ NOT_SERVED_REQUESTS: dict[str, tuple[str, str, str | None]] = {
     "Microsoft.Automanage/2022-05-04/getBestPractice.json":
         ("GET", "/providers/Microsoft.Automanage/bestPractices/azureBestPracticesProduction", None),
     "Microsoft.Automanage/2022-05-04/listBestPracticesByTenant.json": ("GET", "/providers/Microsoft.Automanage/bestPractices", None),
-    "Microsoft.Compute/2026-04-01/VirtualMachineExtensionImage_Get_MaximumSet_Gen.json":
-        ("GET", f"{_EXTENSION_IMAGES}/types/IaaSAntimalware/versions/1.5.5.9", None),
-    "Microsoft.Compute/2026-04-01/VirtualMachineExtensionImage_ListTypes_MaximumSet_Gen.json": ("GET", f"{_EXTENSION_IMAGES}/types", None),
-    "Microsoft.Compute/2026-04-01/VirtualMachineExtensionImage_ListVersions_MaximumSet_Gen.json":
-        ("GET", f"{_EXTENSION_IMAGES}/types/IaaSAntimalware/versions", None),
     "Microsoft.GuestConfiguration/2024-04-05/createOrUpdateGuestConfigurationAssignment.json":
         ("PUT", f"{VM2_ID}/providers/Microsoft.GuestConfiguration/guestConfigurationAssignments/NotInstalledApplicationForWindows",
          "parameters"),
@@ -202,10 +189,6 @@ NOT_SERVED_REQUESTS: dict[str, tuple[str, str, str | None]] = {
         ("PUT", f"{ARC2_ID}/providers/Microsoft.Maintenance/configurationAssignments/workervmPolicy", "configurationAssignment"),
     "Microsoft.Maintenance/2025-11-01/MaintenanceConfigurations_List.json":
         ("GET", f"/subscriptions/{SUB_A}/providers/Microsoft.Maintenance/maintenanceConfigurations", None),
-    "Microsoft.Network/2025-07-01/NetworkInterfaceGet.json":
-        ("GET", f"/subscriptions/{SUB_A}/resourceGroups/rg-web/providers/Microsoft.Network/networkInterfaces/web-01-nic", None),
-    "Microsoft.Network/2025-09-01/PublicIpAddressGet.json":
-        ("GET", f"/subscriptions/{SUB_A}/resourceGroups/rg-web/providers/Microsoft.Network/publicIPAddresses/web-01-ip", None),
     "Microsoft.RecoveryServices/2026-02-01/BackupPolicies_List.json": ("GET", f"{VAULT_ID}/backupPolicies", None),
     "Microsoft.RecoveryServices/2026-02-01/ConfigureProtection.json": ("PUT", _NEW_PROTECTED_ITEM, "parameters"),
     "Microsoft.RecoveryServices/2026-02-01/TriggerBackup_Post.json": ("POST", f"{PROTECTED_ITEM_ID}/backup", "parameters"),
@@ -218,7 +201,6 @@ NOT_SERVED_REQUESTS: dict[str, tuple[str, str, str | None]] = {
         ("GET", f"{VAULT_ID}/replicationProtectionContainers", None),
     "Microsoft.RecoveryServices/2026-05-01/ReplicationProtectionIntents_Create.json":
         ("PUT", f"{VAULT_ID}/replicationProtectionIntents/web-02", "input"),
-    "Microsoft.Resources/2025-04-01/ResourceGroups_Get.json": ("GET", f"/subscriptions/{SUB_A}/resourceGroups/rg-web", None),
     "Microsoft.Security/2024-01-01/DeleteResourcePricing_example.json":
         ("DELETE", f"{VM_ID}/providers/Microsoft.Security/pricings/VirtualMachines", None),
     "Microsoft.Security/2024-01-01/PutPricingVMsByName_example.json":
@@ -288,6 +270,10 @@ def _tags_only(body: dict) -> dict:
 def _backup_status_body(body: dict) -> dict:
     return {**body, "resourceId": VM_ID}
 
+
+_EXTENSION_IMAGES = f"/subscriptions/{SUB_A}/providers/Microsoft.Compute/locations/westeurope/publishers/Microsoft.Azure.Security/artifacttypes/vmextension"
+_IMAGE_ALLOW = {f"properties.{k}": "set by a publisher for some versions only (new in 2026-04-01); the catalogue's have none"
+                for k in ("releaseNotes", "releaseCategory", "urgencyLevel", "runProfile", "extensionFeatureMetadata")}
 
 SERVED: dict[str, Served] = {
     # ---- Automanage
@@ -428,6 +414,25 @@ SERVED: dict[str, Served] = {
         "GET", f"{VM_ID}/providers/Microsoft.Security/pricings/VirtualMachines"),
     "Microsoft.Security/2024-01-01/ListPricings_example.json": Served(
         "GET", f"/subscriptions/{SUB_A}/providers/Microsoft.Security/pricings"),
+    # ---- what the Azure CLI reads around the machines (az group show, az vm list -d, az vm extension set)
+    "Microsoft.Compute/2026-04-01/VirtualMachineExtensionImage_Get_MaximumSet_Gen.json": Served(
+        "GET", f"{_EXTENSION_IMAGES}/types/IaaSAntimalware/versions/1.7.2.0", allow=_IMAGE_ALLOW),
+    "Microsoft.Compute/2026-04-01/VirtualMachineExtensionImage_ListTypes_MaximumSet_Gen.json": Served(
+        "GET", f"{_EXTENSION_IMAGES}/types"),
+    "Microsoft.Compute/2026-04-01/VirtualMachineExtensionImage_ListVersions_MaximumSet_Gen.json": Served(
+        "GET", f"{_EXTENSION_IMAGES}/types/IaaSAntimalware/versions", query={"$orderby": "name desc", "$top": "22"},
+        note="the example's $filter and $orderby are generated placeholders ('aaaa', 'a'); the test orders by name "
+             "as az does and keeps its $top"),
+    "Microsoft.Network/2025-07-01/NetworkInterfaceGet.json": Served(
+        "GET", f"/subscriptions/{SUB_A}/resourceGroups/rg-web/providers/Microsoft.Network/networkInterfaces/web-01-nic",
+        allow={"properties.dscpConfiguration": "no DSCP configuration: the fleet's VMs have none (an optional reference)"}),
+    "Microsoft.Network/2025-09-01/PublicIpAddressGet.json": Served(
+        "GET", f"/subscriptions/{SUB_A}/resourceGroups/rg-web/providers/Microsoft.Network/publicIPAddresses/web-01-ip",
+        allow={"properties.ddosSettings.ddosProtectionPlan": "the fleet has no DDoS protection plan: the address "
+                                                             "inherits its network's protection (protectionMode)",
+               "properties.ipTags": "no IP tags on the fleet's addresses (the example's FirstPartyUsage tags are "
+                                    "for Microsoft's own services)"}),
+    "Microsoft.Resources/2025-04-01/ResourceGroups_Get.json": Served("GET", f"/subscriptions/{SUB_A}/resourceGroups/rg-web"),
 }
 
 

@@ -358,10 +358,14 @@ def _complete_install(state: SimState, op: Operation, *, machine: str, params: d
         reboot_status, pending = "Required", True
     else:
         reboot_status, pending = "NotNeeded", _reboot_pending(state, doc)
+    ended = now_iso()
     entry = state.sim_for(doc["id"])
     entry["availablePatches"] = remaining
+    # what the guest now has: Get-HotFix lists these (sim/guest.py)
+    entry["_installedPatches"] = [*entry.get("_installedPatches", []),
+                                  *({"kbId": p.get("kbId"), "classifications": p.get("classifications", []),
+                                     "installedOn": ended} for p in installed if p.get("kbId"))]
     state.sim_machines[doc["id"].lower()] = entry
-    ended = now_iso()
     hist_id = f"{doc['id']}/patchInstallationResults/{activity}"
     state.put({
         "id": hist_id, "name": activity, "type": doc["type"] + "/patchInstallationResults",
@@ -815,11 +819,7 @@ def patch_machine(sim: Simulator, ctx: Ctx) -> Reply:
         if itype == "None":
             doc.pop("identity", None)
         else:
-            sub, _ = sub_rg_of(doc["id"])
-            new = {"type": itype, "principalId": stable_id("principal", doc["id"]), "tenantId": sim.state.tenant_of(sub)}
-            if "UserAssigned" in itype:
-                new["userAssignedIdentities"] = identity.get("userAssignedIdentities") or {}
-            doc["identity"] = new
+            doc["identity"] = _patched_identity(sim, doc, itype, identity)
     sim.state.reindex(doc)
     if not is_vm(doc):
         return Reply(200, h.render_arc(doc))
@@ -829,6 +829,29 @@ def patch_machine(sim: Simulator, ctx: Ctx) -> Reply:
     headers = h.lro_headers(sim, ctx, op)
     headers.pop("Location", None)
     return Reply(200, h.render_vm(sim, doc, instance_view=False), headers)
+
+
+def _patched_identity(sim: Simulator, doc: dict, itype: str, request: dict) -> dict:
+    """The identity after a PATCH, as ARM keeps it: an existing system-assigned identity keeps its principal
+    (``az vm identity assign`` on a VM that has one changes nothing), user-assigned identities merge with the
+    request's (``null`` removes one) and each keeps its ids."""
+    old = doc.get("identity") or {}
+    old_type = str(old.get("type") or "None")
+    new: dict[str, Any] = {"type": itype}
+    if "SystemAssigned" in itype:
+        keep = "SystemAssigned" in old_type and old.get("principalId")
+        sub, _ = sub_rg_of(doc["id"])
+        new["principalId"] = old["principalId"] if keep else stable_id("principal", doc["id"])
+        new["tenantId"] = old.get("tenantId") if keep else sim.state.tenant_of(sub)
+    if "UserAssigned" in itype:
+        merged = dict(old.get("userAssignedIdentities") or {}) if "UserAssigned" in old_type else {}
+        for uai, value in (request.get("userAssignedIdentities") or {}).items():
+            if value is None:
+                merged.pop(uai, None)
+            elif uai not in merged:
+                merged[uai] = {"principalId": stable_id("principal", uai), "clientId": stable_id("client", uai)}
+        new["userAssignedIdentities"] = merged
+    return new
 
 
 # ---- data collection rule associations (synchronous, like ARM) ------------------------------------

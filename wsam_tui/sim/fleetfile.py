@@ -21,7 +21,7 @@ from typing import IO, Any
 FORMAT = "wsam-fleet/1"
 TOP_LEVEL_KEYS = ("format", "generator", "tenants", "subscriptions", "resources", "simulation")
 SIMULATION_KEYS = ("defaults", "machines", "access")
-SIMULATION_MACHINE_KEYS = ("runCommandOutput", "failExtensionTypes", "availablePatches", "guest")
+SIMULATION_MACHINE_KEYS = ("runCommandOutput", "failExtensionTypes", "availablePatches", "guest", "publicIpAddress")
 SUBSCRIPTION_LIST_ACCESS_KEYS = ("deniedSubscriptions", "graphDeniedSubscriptions")
 # tokensPerTenant: a subscription's requests must carry a token of its tenant (server.TENANT_TOKEN_PREFIX)
 SIMULATION_ACCESS_KEYS = (*SUBSCRIPTION_LIST_ACCESS_KEYS, "tokensPerTenant")
@@ -214,6 +214,9 @@ def _validate_simulation(sim: Any, machines: set[str], fail) -> None:
         ap = entry.get("availablePatches")
         if ap is not None and not (isinstance(ap, list) and all(isinstance(x, dict) for x in ap)):
             raise fail(f"simulation.machines[{mid!r}].availablePatches must be a list of objects")
+        pip = entry.get("publicIpAddress")
+        if pip is not None and not (pip is False or (isinstance(pip, str) and pip)):
+            raise fail(f"simulation.machines[{mid!r}].publicIpAddress must be an address or false")
         for key in ("guest", "runCommandOutput"):
             if key in entry and not isinstance(entry[key], dict):
                 raise fail(f"simulation.machines[{mid!r}].{key} must be an object")

@@ -173,6 +173,16 @@ _EXT: dict[str, tuple[str, str, str, str, str, tuple[str, ...], bool, bool]] = {
     "patch": ("WindowsPatchExtension", "WindowsPatchExtension", "Microsoft.CPlat.Core", "WindowsPatchExtension", "1.0",
               ("1.5.68", "1.5.71"), False, False),
 }
+
+
+def extension_images() -> dict[str, dict[str, tuple[str, ...]]]:
+    """The VM extension image catalogue the simulator serves: publisher -> type -> versions, oldest first."""
+    out: dict[str, dict[str, tuple[str, ...]]] = {}
+    for _vm, _arc, publisher, etype, _handler, versions, _auto, _vm_only in _EXT.values():
+        out.setdefault(publisher, {})[etype] = versions
+    return out
+
+
 _EXT_FAIL_MESSAGES = {
     "ama": "Extension 'AzureMonitorWindowsAgent' failed: could not obtain a managed identity token for the Azure "
            "Monitor control plane (IMDS returned 400). Assign a managed identity to the machine.",
@@ -1223,10 +1233,9 @@ def _vm_doc(b: _Builder, p: dict) -> dict:
     image = {"publisher": "MicrosoftWindowsServer", "offer": "WindowsServer", "sku": sku, "version": "latest"}
     cvm = p["security"] == "ConfidentialVM"
     if cvm:
-        image = ({"publisher": "MicrosoftWindowsServer", "offer": "2019-datacenter-cvm", "sku": "windows-cvm",
-                  "version": "latest"} if p["os"] == "2019" else
-                 {"publisher": "MicrosoftWindowsServer", "offer": "windows-cvm", "sku": "2022-datacenter-cvm",
-                  "version": "latest"})
+        # the marketplace's confidential images: offer windows-cvm, the SKU names the version
+        image = {"publisher": "MicrosoftWindowsServer", "offer": "windows-cvm",
+                 "sku": "2019-datacenter-cvm" if p["os"] == "2019" else "2022-datacenter-cvm", "version": "latest"}
     os_version = _os_version(b, p)
     build, ubr = os_version.rsplit(".", 2)[-2:]
     image["exactVersion"] = f"{build}.{ubr}.{(b.now - timedelta(days=r.randint(20, 400))):%y%m%d}"

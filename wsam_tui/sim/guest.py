@@ -730,6 +730,15 @@ def _fact_obj(v: Any) -> Mapping | None:
     return {} if v else None
 
 
+def vm_primary_address(machine: Mapping, sim: Mapping | None) -> tuple[str, str]:
+    """(private IPv4, MAC) of an Azure VM's primary network adapter, as ``ipconfig`` in the guest shows them;
+    the simulator's network interface documents carry the same values (sim/network.py)."""
+    mid = _s(machine.get("id")) or _s(machine.get("name")) or "machine"
+    seed = _h(mid.lower())
+    ip_fact = _s(_get(sim, "guest", "ipAddress"))
+    return (ip_fact or f"10.{(seed >> 8) % 250}.{(seed >> 16) % 16}.{4 + (seed >> 24) % 200}"), _mac(None, seed)
+
+
 def _guest_of(machine: Any, extensions: Sequence[Any], sim: Mapping | None) -> _Guest:
     m = machine if isinstance(machine, Mapping) else {}
     props = m.get("properties") if isinstance(m.get("properties"), Mapping) else {}
@@ -843,8 +852,8 @@ def _guest_of(machine: Any, extensions: Sequence[Any], sim: Mapping | None) -> _
                              _gateway(ip, 24), False, (_gateway(ip, 24).rsplit(".", 1)[0] + ".10",), "10 Gbps",
                              _ipv6_ll(seed, 4, "nic0")))
     else:
-        ip = ip_fact or f"10.{(seed >> 8) % 250}.{(seed >> 16) % 16}.{4 + (seed >> 24) % 200}"
-        nics.append(_Nic("Ethernet", "Microsoft Hyper-V Network Adapter", 6, _mac(None, seed), ip, 24, _gateway(ip, 24),
+        ip, mac = vm_primary_address(m, sim)
+        nics.append(_Nic("Ethernet", "Microsoft Hyper-V Network Adapter", 6, mac, ip, 24, _gateway(ip, 24),
                          True, ("168.63.129.16",), "50 Gbps", _ipv6_ll(seed, 6, "nic0")))
     ana_fact = facts.get("azureNetworkAdapter") if "azureNetworkAdapter" in facts else ((seed >> 32) % 10 == 0)
     ana = _fact_obj(ana_fact)
@@ -914,7 +923,7 @@ def _guest_of(machine: Any, extensions: Sequence[Any], sim: Mapping | None) -> _
         serial=_serial(seed, kind),
     )
     g.features = _features_for(g, facts.get("windowsFeatures"))
-    g.hotfixes = _hotfixes_for(g, facts.get("hotfixes"))
+    g.hotfixes = _hotfixes_for(g, facts.get("hotfixes")) + _installed_by_update_manager(g, sim)
     g.services = _services_for(g, props, iv, facts.get("services"))
     return g
 
@@ -1030,6 +1039,22 @@ def _hotfixes_for(g: _Guest, fact: Any) -> list[_HotFix]:
     out = [_HotFix(kb, desc, _parse_iso(day) + timedelta(days=lag_days), by) for kb, desc, day in info.extras]
     kb, _ubr, day = info.cus[g.os.cu_index]
     out.append(_HotFix(kb, "Security Update", _parse_iso(day) + timedelta(days=lag_days), by))
+    return out
+
+
+def _installed_by_update_manager(g: _Guest, sim: Mapping | None) -> list[_HotFix]:
+    """The KBs an installPatches run put on the machine (the simulator records them as
+    ``_installedPatches``), after those already listed: Get-HotFix shows what was just installed."""
+    listed = {h.kb.upper() for h in g.hotfixes}
+    out = []
+    for p in _list(_get(sim, "_installedPatches")):
+        kb = _kb(p.get("kbId")) if isinstance(p, Mapping) and _s(str(p.get("kbId") or "")) else None
+        if kb is None or kb.upper() in listed:
+            continue
+        listed.add(kb.upper())
+        security = bool({"Security", "Critical"} & set(_list(p.get("classifications"))))
+        out.append(_HotFix(kb, "Security Update" if security else "Update", _parse_iso(p.get("installedOn")),
+                           "NT AUTHORITY\\SYSTEM"))
     return out
 
 

@@ -13,7 +13,8 @@ import re
 import uuid
 from typing import Any
 
-from . import actions, graph
+from . import actions, graph, resources
+from .common import check_resource_group, check_subscription, not_found, page
 from .server import ArmError, Ctx, Reply, Router, Simulator
 from .state import ARC_TYPE, VM_TYPE, Operation, iso, machine_id_of, sub_rg_of
 
@@ -32,7 +33,24 @@ def register(r: Router) -> None:
     r.add("GET", r"/tenants", list_tenants)
     r.add("GET", r"/subscriptions", list_subscriptions)
     r.add("GET", SUB, get_subscription)
-    r.add("GET", SUB + r"/resourceGroups", list_resource_groups)
+    r.add("GET", SUB + r"/resourceGroups", resources.list_resource_groups)
+    r.add("GET HEAD", RG, resources.get_resource_group)
+    r.add("GET", SUB + r"/resources", resources.list_resources)
+    r.add("GET", RG + r"/resources", resources.list_resources)
+    r.add("GET", SUB + r"/providers", resources.list_providers)
+    r.add("GET", SUB + r"/providers/(?P<ns>[^/]+)", resources.get_provider)
+    # what VMs reference, and the extension image catalogue (az vm list -d, az vm extension set)
+    r.add("GET", RG + r"/providers/Microsoft\.Network/networkInterfaces/(?P<name>[^/]+)", resources.get_network_interface)
+    r.add("GET", RG + r"/providers/Microsoft\.Network/publicIPAddresses/(?P<name>[^/]+)", resources.get_public_ip)
+    for collection in ("networkInterfaces", "publicIPAddresses"):
+        r.add("GET", SUB + rf"/providers/Microsoft\.Network/{collection}", resources.list_network(collection))
+        r.add("GET", RG + rf"/providers/Microsoft\.Network/{collection}", resources.list_network(collection))
+    images = SUB + r"/providers/Microsoft\.Compute/locations/(?P<loc>[^/]+)/publishers"
+    extension_types = images + r"/(?P<publisher>[^/]+)/artifacttypes/vmextension/types"
+    r.add("GET", images, resources.list_image_publishers)
+    r.add("GET", extension_types, resources.list_extension_types)
+    r.add("GET", extension_types + r"/(?P<etype>[^/]+)/versions", resources.list_extension_versions)
+    r.add("GET", extension_types + r"/(?P<etype>[^/]+)/versions/(?P<version>[^/]+)", resources.get_extension_version)
     r.add("POST", r"/providers/Microsoft\.ResourceGraph/resources", graph.resources)
     # operation status monitors (both providers)
     r.add("GET", SUB + r"/providers/(?P<prov>Microsoft\.Compute|Microsoft\.HybridCompute)/locations/(?P<loc>[^/]+)/(?P<kind>operations|operationStatus|operationResults)/(?P<op>[^/]+)", operation_status)
@@ -98,34 +116,6 @@ def register(r: Router) -> None:
 # ---- helpers ------------------------------------------------------------------------------------
 
 
-def check_subscription(sim: Simulator, sub: str, action: str = "read") -> dict:
-    state = sim.state
-    if sub.lower() in state.config.denied_subscriptions:
-        raise ArmError(
-            403, "AuthorizationFailed",
-            f"The client does not have authorization to perform action '{action}' over scope '/subscriptions/{sub}' "
-            "or the scope is invalid. If access was recently granted, please refresh your credentials.",
-        )
-    doc = state.subscriptions.get(sub.lower())
-    if doc is None:
-        raise ArmError(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
-    return doc
-
-
-def check_resource_group(sim: Simulator, sub: str, rg: str) -> None:
-    check_subscription(sim, sub)
-    if rg.lower() not in sim.state.resource_groups.get(sub.lower(), {}):
-        raise ArmError(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
-
-
-def not_found(rtype: str, name: str, rg: str) -> ArmError:
-    return ArmError(
-        404, "ResourceNotFound",
-        f"The Resource '{rtype}/{name}' under resource group '{rg}' was not found. "
-        "For more details please go to https://aka.ms/ARMResourceNotFoundFix",
-    )
-
-
 def machine_from(sim: Simulator, ctx: Ctx) -> dict:
     g = ctx.match.groupdict()
     check_resource_group(sim, g["sub"], g["rg"])
@@ -139,22 +129,6 @@ def machine_from(sim: Simulator, ctx: Ctx) -> dict:
 
 def is_vm(doc: dict) -> bool:
     return doc["type"].lower() == VM_TYPE
-
-
-def page(sim: Simulator, ctx: Ctx, items: list, render=lambda d: d, size: int | None = None) -> Reply:
-    """ARM list paging with an absolute nextLink on our own origin that carries api-version."""
-    size = size or sim.state.config.page_size
-    try:
-        offset = int(ctx.q("$skiptoken", "0") or 0)
-    except ValueError:
-        raise ArmError(400, "InvalidSkipToken", "The skip token is not valid.") from None
-    chunk = items[offset : offset + size]
-    body: dict[str, Any] = {"value": [render(d) for d in chunk]}
-    if offset + size < len(items):
-        params = {k: v for k, v in ctx.query.items() if k not in ("api-version", "$skiptoken")}
-        params["$skiptoken"] = str(offset + size)
-        body["nextLink"] = ctx.url(ctx.path, **params)
-    return Reply(200, body)
 
 
 def stable_guid(*parts: str) -> str:
@@ -231,14 +205,6 @@ def list_subscriptions(sim: Simulator, ctx: Ctx) -> Reply:
 
 def get_subscription(sim: Simulator, ctx: Ctx) -> Reply:
     return Reply(200, check_subscription(sim, ctx.match["sub"]))
-
-
-def list_resource_groups(sim: Simulator, ctx: Ctx) -> Reply:
-    sub = check_subscription(sim, ctx.match["sub"])["subscriptionId"]
-    rgs = sim.state.resource_groups.get(sub.lower(), {})
-    items = [{"id": f"/subscriptions/{sub}/resourceGroups/{rg}", "name": rg, "type": "Microsoft.Resources/resourceGroups",
-              "location": "westus", "properties": {"provisioningState": "Succeeded"}} for rg in sorted(rgs.values())]
-    return page(sim, ctx, items)
 
 
 # ---- operations ---------------------------------------------------------------------------------
@@ -683,7 +649,7 @@ def _parent_from(sim: Simulator, ctx: Ctx, parent_type: str) -> dict:
     doc = sim.state.get(g["parent"])
     if doc is None or doc["type"].lower() != parent_type:
         parts = g["parent"].split("/")
-        raise not_found("/".join(parts[6:-1:2]), parts[-1], g["rg"])
+        raise not_found("/".join(parts[6:-1]), parts[-1], g["rg"])
     return doc
 
 
@@ -724,7 +690,7 @@ def get_any(sim: Simulator, ctx: Ctx) -> Reply:
     doc = sim.state.get(rid)
     if doc is None:
         parts = rid.split("/")
-        raise not_found("/".join(parts[6:-1:2]) if len(parts) > 7 else rid, parts[-1], rg)
+        raise not_found("/".join(parts[6:-1]) if len(parts) > 7 else rid, parts[-1], rg)
     if doc["type"].lower().endswith("/runcommands"):
         return Reply(200, render_run_command(sim, doc, instance_view=True))
     return Reply(200, doc)

@@ -238,6 +238,9 @@ class SimState:
         self.machines_by_sub: dict[tuple[str, str], dict[str, None]] = {}  # (type, sub) -> machine ids
         self.by_type: dict[tuple[str, str], dict[str, None]] = {}  # (lower type, lower sub) -> ids, for subscription-wide lists
         self.resource_groups: dict[str, dict[str, str]] = {}  # sub -> lower rg -> rg
+        # lower network interface / public IP id -> the VM that references it (sim/network.py builds it on
+        # first use; a new VM resets it)
+        self.network_index: dict[str, str] | None = None
         self.arg: dict[str, dict[str, dict[str, dict]]] = {t: {} for t in ARG_TABLE_NAMES}  # table -> sub -> id -> row
         self.operations: dict[str, Operation] = {}
         self.version = 0
@@ -289,6 +292,8 @@ class SimState:
             tl = doc["type"].lower()
             if tl in MACHINE_TYPES:
                 self.machines_by_sub.setdefault((tl, sub.lower()), {})[key] = None
+                if tl == VM_TYPE:
+                    self.network_index = None
             self.by_type.setdefault((tl, sub.lower()), {})[key] = None
         self._index_arg(doc)
         if not _initial:
