@@ -64,3 +64,17 @@ async def test_details_after_an_action_say_which_job_wrote_what_they_show(make_s
         assert "from the cache, 5 min old" in line and f"updated by job {job}: Add tags" in line, line
         clock = app.clock().strftime("%H:%M:%S UTC")
         assert f"at {clock} (0 s ago)" in line, line
+
+
+
+async def test_a_tick_while_the_console_closes_is_harmless(make_sim, tmp_path):
+    """The age timer can fire while the app tears down, after its screens are gone (seen once in the full
+    suite: NoMatches for StatusLine from the tick, raised out of the app's shutdown)."""
+    running = make_sim(scenario_fleet(), throttle=False, graph_quota=False)
+    newest = await fill_store(running, tmp_path / "store", allow_failures=True)
+    app = WsamApp(console_session(tmp_path / "store", offline=True), Settings(), now=lambda: fixed_clock(newest),
+                  refresh_on_start=False, user_themes=Path("/nonexistent-wsam-test-themes"))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("d")
+    app._tick_ages()  # the screens are gone: nothing to renew, nothing raised

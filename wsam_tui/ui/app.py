@@ -377,11 +377,14 @@ class WsamApp(KeepRunning, App[None]):
         """Every age on screen advances while the console is idle (each redrawn only when its text changes)."""
         from .details import DetailsPane
 
+        status, details = self.query(StatusLine), self.query(DetailsPane)
+        if not status or not details:  # the console is closing: its widgets are gone (the timer may still fire)
+            return
         self._render_header()
         if self._status_text == self._idle_shown:  # the idle status is shown: it may carry the data's age
-            self._set_status(self._idle_status(), problem=self.query_one(StatusLine).has_class("-problem"))
-        if self.query_one("#details").has_class("-open"):
-            self.query_one(DetailsPane).tick(self.clock())
+            self._set_status(self._idle_status(), problem=status.first().has_class("-problem"))
+        if details.first().has_class("-open"):
+            details.first().tick(self.clock())
 
     @property
     def ops(self) -> ConsoleActions:
