@@ -145,6 +145,8 @@ def test_resource_lists_hold_the_groups_tracked_resources_and_filter_as_az_asks(
                           "identity", "zones", "tags"} for r in listed)
     in_group = all_pages(client, f"/subscriptions/{sid}/resourceGroups/{rg}/resources")
     assert in_group and {r["id"].lower() for r in in_group} == {i for i in ids if i.split("/")[4] == rg.lower()}
+    by_az = all_pages(client, f"/subscriptions/{sid}/resources", **{"$filter": f"resourceGroup eq '{rg}'"})  # az resource list -g
+    assert {r["id"] for r in by_az} == {r["id"] for r in in_group}
     typed = all_pages(client, f"/subscriptions/{sid}/resources", **{"$filter": f"resourceType eq '{VM_TYPE}'"})
     assert {r["id"] for r in typed} == {v["id"] for v in vms(fleet) if f"/subscriptions/{sid}/" in v["id"]}
     key, value = next(iter(vm["tags"].items()))

@@ -72,7 +72,7 @@ def get_resource_group(sim: Simulator, ctx: Ctx) -> Reply:
 
 _GENERIC_KEYS = ("id", "name", "type", "kind", "location", "extendedLocation", "managedBy", "sku", "plan", "identity",
                  "zones", "tags")
-_CLAUSE = re.compile(r"^\s*(?:(?P<field>resourceType|name|location|tagName|tagValue)\s+eq\s+'(?P<value>(?:[^']|'')*)'"
+_CLAUSE = re.compile(r"^\s*(?:(?P<field>resourceType|resourceGroup|name|location|tagName|tagValue)\s+eq\s+'(?P<value>(?:[^']|'')*)'"
                      r"|substringof\(\s*'(?P<sub>(?:[^']|'')*)'\s*,\s*name\s*\))\s*$", re.IGNORECASE)
 
 
@@ -95,7 +95,7 @@ def _generic(doc: dict) -> dict:
 
 
 def _filter(ctx: Ctx):
-    """``$filter`` of Resources_List as az sends it (--resource-type, --name, --location, --tag), as a predicate."""
+    """``$filter`` of Resources_List as az sends it (-g, --resource-type, --name, --location, --tag), as a predicate."""
     text = ctx.q("$filter")
     if not text:
         return lambda doc: True
@@ -105,8 +105,8 @@ def _filter(ctx: Ctx):
         m = _CLAUSE.match(clause)
         if m is None:
             raise ArmError(400, "InvalidFilterInQueryString",
-                           f"Invalid $filter '{text}': the simulator understands resourceType, name, location, tagName "
-                           "and tagValue with eq, and substringof('…', name), joined by and (docs/simulator.md).")
+                           f"Invalid $filter '{text}': the simulator understands resourceType, resourceGroup, name, "
+                           "location, tagName and tagValue with eq, and substringof('…', name), joined by and (docs/simulator.md).")
         if m["sub"] is not None:
             contains.append(m["sub"].replace("''", "'").lower())
         else:
@@ -114,6 +114,8 @@ def _filter(ctx: Ctx):
 
     def keep(doc: dict) -> bool:
         if "resourcetype" in wanted and doc["type"].lower() != wanted["resourcetype"].lower():
+            return False
+        if "resourcegroup" in wanted and sub_rg_of(doc["id"])[1].lower() != wanted["resourcegroup"].lower():
             return False
         if "name" in wanted and doc["name"].lower() != wanted["name"].lower():
             return False
