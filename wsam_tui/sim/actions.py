@@ -7,13 +7,13 @@ long-running operation whose effect lands at ``finish_at`` — whether or not an
 from __future__ import annotations
 
 import copy
-import hashlib
 import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from . import guest
+from .common import stable_guid
 from .server import ArmError, Ctx, Reply, Simulator
 from .state import (
     Operation,
@@ -48,10 +48,6 @@ def is_vm(doc: dict) -> bool:
 
 def now_iso() -> str:
     return iso(utcnow())
-
-
-def stable_id(*parts: str) -> str:
-    return str(uuid.UUID(bytes=hashlib.sha256("|".join(parts).encode()).digest()[:16], version=4))
 
 
 def start_op(sim: Simulator, doc: dict, kind: str, complete: str | None = None, args: dict | None = None,
@@ -841,7 +837,7 @@ def _patched_identity(sim: Simulator, doc: dict, itype: str, request: dict) -> d
     if "SystemAssigned" in itype:
         keep = "SystemAssigned" in old_type and old.get("principalId")
         sub, _ = sub_rg_of(doc["id"])
-        new["principalId"] = old["principalId"] if keep else stable_id("principal", doc["id"])
+        new["principalId"] = old["principalId"] if keep else stable_guid("principal", doc["id"])
         new["tenantId"] = old.get("tenantId") if keep else sim.state.tenant_of(sub)
     if "UserAssigned" in itype:
         merged = dict(old.get("userAssignedIdentities") or {}) if "UserAssigned" in old_type else {}
@@ -849,7 +845,7 @@ def _patched_identity(sim: Simulator, doc: dict, itype: str, request: dict) -> d
             if value is None:
                 merged.pop(uai, None)
             elif uai not in merged:
-                merged[uai] = {"principalId": stable_id("principal", uai), "clientId": stable_id("client", uai)}
+                merged[uai] = {"principalId": stable_guid("principal", uai), "clientId": stable_guid("client", uai)}
         new["userAssignedIdentities"] = merged
     return new
 

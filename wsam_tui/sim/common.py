@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from typing import Any
 
 from .server import ArmError, Ctx, Reply, Simulator
@@ -49,3 +51,8 @@ def page(sim: Simulator, ctx: Ctx, items: list, render=lambda d: d, size: int | 
         params["$skiptoken"] = str(offset + size)
         body["nextLink"] = ctx.url(ctx.path, **params)
     return Reply(200, body)
+
+
+def stable_guid(*parts: str) -> str:
+    """A GUID that is the same for the same parts, run after run (ids the simulator mints)."""
+    return str(uuid.UUID(bytes=hashlib.sha256("|".join(parts).encode()).digest()[:16], version=4))

@@ -7,10 +7,8 @@ SDKs accept (Compute PUT 200/201, Arc extension PUT 200/202, POST actions 202 + 
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
 import re
-import uuid
 from typing import Any
 
 from . import actions, graph, resources
@@ -129,10 +127,6 @@ def machine_from(sim: Simulator, ctx: Ctx) -> dict:
 
 def is_vm(doc: dict) -> bool:
     return doc["type"].lower() == VM_TYPE
-
-
-def stable_guid(*parts: str) -> str:
-    return str(uuid.UUID(bytes=hashlib.sha256("|".join(parts).encode()).digest()[:16], version=4))
 
 
 # ---- tenant-level ------------------------------------------------------------------------------

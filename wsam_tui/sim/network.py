@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import guest
+from .common import stable_guid
 from .state import VM_TYPE, SimState, sub_rg_of
 
 NIC_TYPE = "Microsoft.Network/networkInterfaces"
@@ -86,7 +87,7 @@ def interface_document(state: SimState, vm: dict, nic_id: str) -> dict:
         "etag": f'W/"{_seed(nic_id + "etag"):016x}"',
         "properties": {
             "provisioningState": "Succeeded",
-            "resourceGuid": _guid(nic_id),
+            "resourceGuid": stable_guid("resourceGuid", nic_id),
             "ipConfigurations": [{"name": "ipconfig1", "id": f"{nic_id}/ipConfigurations/ipconfig1",
                                   "type": f"{NIC_TYPE}/ipConfigurations", "properties": ipconfig}],
             "dnsSettings": {"dnsServers": [], "appliedDnsServers": [],
@@ -115,7 +116,7 @@ def public_ip_document(vm: dict, nic_id: str, address: str) -> dict:
         "sku": {"name": "Standard", "tier": "Regional"},
         "properties": {
             "provisioningState": "Succeeded",
-            "resourceGuid": _guid(pip_id),
+            "resourceGuid": stable_guid("resourceGuid", pip_id),
             "ipAddress": address,
             "publicIPAddressVersion": "IPv4",
             "publicIPAllocationMethod": "Static",
@@ -126,11 +127,6 @@ def public_ip_document(vm: dict, nic_id: str, address: str) -> dict:
             "ipConfiguration": {"id": f"{nic_id}/ipConfigurations/ipconfig1"},
         },
     }
-
-
-def _guid(resource_id: str) -> str:
-    h = f"{_seed(resource_id + 'guid'):016x}{_seed(resource_id + 'guid2'):016x}"
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-8{h[17:20]}-{h[20:32]}"
 
 
 # ---- lookups ------------------------------------------------------------------------------------
